@@ -1,0 +1,256 @@
+"""The user-facing model: modalities + config -> a trained :class:`AlignedVAE` with its normalisers.
+
+::
+
+    aligner = mmalign.Aligner(["image_features", "attributes"], config={"seed": 0})
+    aligner.fit(data)
+    mu, logvar = aligner.encode("image_features", rows)
+    aligner.save("runs/cub")            # config.json + model.safetensors + normalisers.safetensors
+    again = mmalign.Aligner.load("runs/cub")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__
+from .checkpoint import MODEL, NORMALISERS, check_state, load_tensors, read_config, write_checkpoint
+from .config import AlignerConfig, make_config
+from .data import AlignmentData
+from .engine import AlignedVAE
+from .errors import CheckpointError, ConfigError, DataError, PluginError
+from .modality import Modality
+from .normalise import Normaliser
+from .plugins import ModalityRegistry, get_registry
+from .registry import load_recipe
+from .training import EpochLog, TrainingTensors, train
+
+ModalitySpec = Modality | str | dict
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def build_modality(spec: ModalitySpec, registry: ModalityRegistry) -> Modality:
+    """A modality from an instance, a registry key, or ``{"kind": ..., "name": ..., **options}``."""
+    if isinstance(spec, Modality):
+        return spec
+    if isinstance(spec, str):
+        return registry.create(spec)
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        kind = spec.pop("kind", None)
+        if not isinstance(kind, str):
+            raise ConfigError(f"modality spec {spec!r} needs a 'kind' (a registered modality key)")
+        name = spec.pop("name", None)
+        options = spec.pop("options", {})
+        return registry.create(kind, name=name, **{**options, **spec})
+    raise ConfigError(f"a modality must be a Modality, a registry key or a dict, got {type(spec).__name__}")
+
+
+class Aligner:
+    """Aligned VAEs over ``M >= 2`` modalities (CADA-VAE for M = 2 in ``cada2019`` mode)."""
+
+    def __init__(
+        self,
+        modalities: Sequence[ModalitySpec],
+        config: AlignerConfig | dict[str, Any] | None = None,
+        recipe: str | None = "cada_vae",
+        registry: ModalityRegistry | None = None,
+    ) -> None:
+        self.registry = registry or get_registry()
+        built = [build_modality(spec, self.registry) for spec in modalities]
+        if len(built) < 2:
+            raise ConfigError(f"alignment needs at least two modalities, got {len(built)}")
+        names = [m.name for m in built]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"modality names must be unique, got {names}; pass name=... to tell them apart")
+        self.config = make_config(config, recipe)
+        self.modalities: dict[str, Modality] = {m.name: self._with_recipe_hidden(m) for m in built}
+        self.model: AlignedVAE | None = None
+        self.normalisers: dict[str, Normaliser] = {}
+        self.dims: dict[str, int] = {}
+        self.history: list[EpochLog] = []
+
+    def _with_recipe_hidden(self, modality: Modality) -> Modality:
+        """Recipe hidden sizes apply to modalities whose ``hidden`` the user did not set."""
+        options = modality.options
+        if self.config.recipe and "hidden" in type(options).model_fields and "hidden" not in options.model_fields_set:
+            table = load_recipe(self.config.recipe).model.hidden
+            if modality.kind in table:
+                modality.options = options.model_copy(update={"hidden": table[modality.kind]})
+        return modality
+
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.config.device)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.modalities)
+
+    def build(self, dims: dict[str, int]) -> AlignedVAE:
+        """Create the networks (weights from the config's seed, on the CPU, then moved)."""
+        self.dims = dict(dims)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            model = AlignedVAE(
+                self.modalities, self.dims, self.config.latent_size, self.config.reparameterization,
+                self.config.reduction, self.config.pair_weights,
+            )
+        self.model = model.to(self.device)
+        return self.model
+
+    def training_tensors(self, data: AlignmentData, split: str = "trainval") -> TrainingTensors:
+        """Fit each normaliser on the training split and move the normalised data to the device."""
+        idx = data.split(split)
+        labels = np.asarray(data.labels)[idx]
+        train_classes = np.unique(labels)
+        device = self.device
+        tensors = TrainingTensors(labels=torch.as_tensor(labels, dtype=torch.long, device=device))
+        for name, modality in self.modalities.items():
+            array = torch.as_tensor(modality.prepare(data))
+            normaliser = modality.make_normaliser()
+            if modality.granularity == "sample":
+                rows = array[idx]
+                if modality.source in data.sample_masks:  # fit on present rows; zero-fill the rest
+                    present = torch.as_tensor(np.asarray(data.sample_masks[modality.source], dtype=bool)[idx])
+                    normaliser.fit(rows[present])
+                    rows = torch.where(present[:, None], rows, torch.zeros_like(rows))
+                else:
+                    normaliser.fit(rows)
+                tensors.sample[name] = normaliser(rows).to(device)
+                if modality.source in data.sample_masks:
+                    tensors.masks[name] = present.to(device)
+            else:
+                normaliser.fit(array[train_classes])
+                tensors.by_class[name] = normaliser(array).to(device)
+            self.normalisers[name] = normaliser
+            self.dims[name] = int(array.shape[1])
+        return tensors
+
+    def fit(
+        self,
+        data: AlignmentData,
+        seed: int | None = None,
+        split: str = "trainval",
+        progress: bool = True,
+        epochs: int | None = None,
+    ) -> list[EpochLog]:
+        """Train on ``data.splits[split]``. ``seed`` (default: the config's) drives everything."""
+        updates: dict[str, Any] = {}
+        if seed is not None:
+            updates["seed"] = int(seed)
+        if epochs is not None:
+            updates["training"] = self.config.training.model_copy(update={"epochs": int(epochs)})
+        if updates:
+            self.config = self.config.model_copy(update=updates)
+        data.validate()
+        tensors = self.training_tensors(data, split)
+        model = self.build(self.dims)
+        generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
+        self.history = train(model, tensors, self.config.training, generator, progress=progress)
+        return self.history
+
+    def _require_model(self) -> AlignedVAE:
+        if self.model is None:
+            raise ConfigError("the aligner has not been trained or loaded yet; call fit() or Aligner.load()")
+        return self.model
+
+    @torch.no_grad()
+    def encode(self, name: str, rows: np.ndarray | torch.Tensor, batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior ``(mu, logvar)`` of raw rows of modality ``name`` (normalised as in training)."""
+        model = self._require_model()
+        if name not in self.modalities:
+            raise ConfigError(f"unknown modality {name!r}; this aligner has {self.names}")
+        x = torch.as_tensor(np.asarray(rows, dtype=np.float32) if isinstance(rows, np.ndarray) else rows)
+        if x.ndim != 2 or x.shape[1] != self.dims[name]:
+            raise DataError(f"modality {name!r} expects rows of dimension {self.dims[name]}, got shape {tuple(x.shape)}")
+        model.eval()
+        x = self.normalisers[name](x.to(self.device, torch.float32))
+        mus, logvars = zip(*(model.encode(name, chunk) for chunk in x.split(batch_size)))
+        return torch.cat(mus), torch.cat(logvars)
+
+    def sample_latents(self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reparameterised samples in the configured mode."""
+        from .losses import reparameterize
+
+        return reparameterize(mu, logvar, self.config.reparameterization, generator)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """The checkpoint's ``config.json`` body."""
+        modalities = []
+        for name, m in self.modalities.items():
+            entry = self.registry.entries.get(m.kind)
+            registered = entry is not None and entry.factory is type(m)
+            modalities.append({
+                **m.describe(), "dim": self.dims.get(name),
+                "plugin": entry.plugin if registered else None,
+                "plugin_version": entry.plugin_version if registered else None,
+                "class": f"{type(m).__module__}.{type(m).__qualname__}",
+            })
+        return {"mmalign_version": __version__, "aligner": self.config.model_dump(mode="json"), "modalities": modalities}
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint directory (atomic per file; ``config.json`` last)."""
+        model = self._require_model()
+        norm = {f"{n}.{k}": v for n, z in self.normalisers.items() for k, v in z.state().items()}
+        return write_checkpoint(path, self.describe(), model.state_dict(), norm)
+
+    @classmethod
+    def load(cls, path: str | Path, modalities: Sequence[Modality] = (), device: str | None = None) -> "Aligner":
+        """Rebuild from a checkpoint. ``modalities`` supplies instances of unregistered (user-code)
+        modality classes, matched by name."""
+        path = Path(path)
+        cfg = read_config(path)
+        registry = get_registry()
+        given = {m.name: m for m in modalities}
+        specs: list[Modality] = []
+        for entry in cfg["modalities"]:
+            try:
+                kind, name, options = entry["kind"], entry["name"], entry["options"]
+                if name in given:
+                    specs.append(type(given[name])(name=name, **options))
+                else:
+                    specs.append(registry.create(kind, name=name, **options))
+            except PluginError:
+                raise CheckpointError(
+                    f"{path}: modality {entry.get('name')!r} needs the modality key {entry.get('kind')!r} "
+                    f"(plugin {entry.get('plugin')!r}), which no installed plugin registers"
+                ) from None
+            except (KeyError, TypeError):
+                raise CheckpointError(f"{path / 'config.json'}: malformed modality entry {entry!r}") from None
+        aligner_cfg = dict(cfg["aligner"])
+        if device is not None:
+            aligner_cfg["device"] = device
+        try:
+            aligner = cls(specs, config=AlignerConfig.model_validate(aligner_cfg), registry=registry)
+        except Exception as exc:
+            raise CheckpointError(f"{path / 'config.json'}: invalid aligner config ({exc})") from None
+        dims = {e["name"]: e.get("dim") for e in cfg["modalities"]}
+        if not all(isinstance(d, int) and d > 0 for d in dims.values()):
+            raise CheckpointError(f"{path / 'config.json'}: every modality needs a positive integer 'dim', got {dims}")
+        model = aligner.build(dims)
+        state = load_tensors(path / MODEL)
+        check_state(path / MODEL, model.state_dict(), state)
+        model.load_state_dict(state, strict=True)
+        model.eval()
+        norm_state = load_tensors(path / NORMALISERS)
+        for name, modality in aligner.modalities.items():
+            normaliser = modality.make_normaliser()
+            prefix = f"{name}."
+            normaliser.load_state({k[len(prefix):]: v for k, v in norm_state.items() if k.startswith(prefix)})
+            aligner.normalisers[name] = normaliser
+        return aligner

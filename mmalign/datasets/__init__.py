@@ -1,0 +1,1 @@
+"""Readers that turn benchmark files into AlignmentData."""

@@ -1,0 +1,157 @@
+"""Safe reading and writing of MATLAB ``.mat`` files (v5/v7, the xlsa17 format).
+
+Every failure becomes a :class:`~mmalign.errors.DataError` that names the file, the key and what
+was expected: a missing, empty, truncated or non-MATLAB file, a MATLAB v7.3 (HDF5) file that
+scipy cannot read, or a missing key. No scipy exception escapes from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+from ..errors import DataError
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HEADER_BYTES = 128  # v5 header: 116 bytes text, 8 subsystem offset, 2 version, 2 endian mark
+_V73_HINT = (
+    "scipy reads MATLAB v5/v7 files only; convert it in MATLAB with "
+    "`s = load('{name}'); save('{name}', '-struct', 's', '-v7')` (or re-save with scipy.io.savemat)"
+)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in ``chunk``-byte blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_mat_header(path: str | os.PathLike) -> Path:
+    """Raise :class:`DataError` unless ``path`` looks like a readable MATLAB v5/v7 file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found (expected a MATLAB .mat file)")
+    if not path.is_file():
+        raise DataError(f"{path}: is not a regular file (expected a MATLAB .mat file)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER_BYTES)
+            fh.seek(512)
+            at512 = fh.read(len(HDF5_SIGNATURE))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not head:
+        raise DataError(f"{path}: file is empty (0 bytes); expected a MATLAB v5/v7 .mat file - download it again")
+    if head.startswith(HDF5_SIGNATURE) or at512 == HDF5_SIGNATURE or b"MATLAB 7.3" in head:
+        raise DataError(
+            f"{path}: is a MATLAB v7.3 (HDF5) file; " + _V73_HINT.format(name=path.name)
+        )
+    if not head.startswith(b"MATLAB"):
+        raise DataError(
+            f"{path}: is not a MATLAB .mat file (header starts with {head[:16]!r}, "
+            "expected 'MATLAB 5.0 MAT-file')"
+        )
+    if len(head) < _HEADER_BYTES:
+        raise DataError(f"{path}: is truncated ({len(head)} bytes, shorter than a MATLAB header) - download it again")
+    return path
+
+
+def mat_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Variable name -> shape, read from the file's headers without loading the data."""
+    path = check_mat_header(path)
+    try:
+        return {name: tuple(int(s) for s in shape) for name, shape, _ in scipy.io.whosmat(str(path))}
+    except Exception as exc:  # scipy raises many types on corrupt input
+        raise _unreadable(path, exc) from None
+
+
+def read_mat(
+    path: str | os.PathLike,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    expected: Mapping[str, str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Load ``required`` (must exist) and ``optional`` keys of a ``.mat`` file.
+
+    Args:
+        path: the file.
+        required: keys that must be present; a missing one raises :class:`DataError`.
+        optional: keys loaded when present.
+        expected: key -> description used in error messages (e.g. ``"D x N float matrix"``).
+
+    Returns:
+        key -> array as stored (no squeezing, no transposition, strings left as cell arrays).
+    """
+    path = check_mat_header(path)
+    required, optional = list(required), list(optional)
+    try:
+        loaded = scipy.io.loadmat(str(path), variable_names=required + optional, squeeze_me=False)
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
+    missing = [k for k in required if k not in loaded]
+    if missing:
+        try:
+            found = sorted(mat_shapes(path))
+        except DataError:
+            found = sorted(k for k in loaded if not k.startswith("__"))
+        want = ", ".join(f"{k} ({(expected or {}).get(k, 'array')})" for k in missing)
+        raise DataError(
+            f"{path}: missing key(s) {want}; keys found in the file: {found} "
+            f"(if the file should hold them it may be truncated: it has {path.stat().st_size} bytes)"
+        )
+    return {k: loaded[k] for k in required + optional if k in loaded}
+
+
+def cell_strings(arr: np.ndarray, path: str | os.PathLike, key: str) -> list[str]:
+    """Strings of a MATLAB cell array (``n x 1`` of char) or char matrix, in order."""
+    try:
+        if arr.dtype.kind == "U":
+            return [str(s).strip() for s in arr.ravel()]
+        out = []
+        for item in np.asarray(arr, dtype=object).ravel():
+            item = np.asarray(item)
+            out.append(str(item.ravel()[0]).strip() if item.size else "")
+        return out
+    except Exception:
+        raise DataError(f"{path}: key {key!r} should be a cell array of strings, got {arr.dtype} {arr.shape}") from None
+
+
+def write_mat(path: str | os.PathLike, arrays: Mapping[str, object]) -> Path:
+    """Write ``arrays`` as a MATLAB v5 file atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            scipy.io.savemat(fh, dict(arrays), format="5", oned_as="column")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def strings_cell(strings: Iterable[str]) -> np.ndarray:
+    """A ``n x 1`` object array that :func:`scipy.io.savemat` writes as a cell array of strings."""
+    strings = list(strings)
+    cell = np.empty((len(strings), 1), dtype=object)
+    for i, s in enumerate(strings):
+        cell[i, 0] = np.array([s])
+    return cell
+
+
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    size = path.stat().st_size if path.exists() else 0
+    return DataError(
+        f"{path}: could not be read as a MATLAB v5/v7 file ({size} bytes; "
+        f"{type(exc).__name__}: {exc}); it is probably truncated or corrupt - download it again"
+    )

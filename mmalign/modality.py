@@ -1,0 +1,147 @@
+"""Modalities: what a plugin describes about one kind of input.
+
+A modality has a registry key (``kind``), a granularity (``"sample"``: one row per image or
+sentence; ``"class"``: one row per class), validated options (a pydantic model that rejects unknown
+keys), a normaliser, and builders for its encoder, decoder and reconstruction loss.
+:class:`FeatureModality` gives CADA-VAE's defaults, so a new vector modality is a few lines::
+
+    class AudioEmbedding(mmalign.FeatureModality):
+        kind = "audio"
+        granularity = "sample"
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from torch import nn
+
+from .data import AlignmentData
+from .errors import ConfigError, DataError
+from .losses import l1_per_sample
+from .normalise import Normaliser, make_normaliser
+
+Granularity = Literal["sample", "class"]
+
+
+def format_validation_error(owner: str, exc: ValidationError) -> str:
+    """One line per problem: ``owner: key 'x': message``."""
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"key {key!r}: {msg}")
+    return f"{owner}: " + "; ".join(parts)
+
+
+class Modality:
+    """Base class of every modality. Subclasses set ``kind`` and ``granularity`` and implement the
+    builders; most should subclass :class:`FeatureModality` instead."""
+
+    kind: ClassVar[str] = ""
+    granularity: ClassVar[Granularity] = "sample"
+
+    class Options(BaseModel):
+        """Per-modality options. Unknown keys are rejected."""
+
+        model_config = ConfigDict(extra="forbid")
+        source: str | None = Field(None, description="Key of this modality's array in the data (default: the modality name).")
+        normaliser: Literal["none", "minmax", "l2"] = Field("none", description="Fitted on the training split only.")
+
+    def __init__(self, name: str | None = None, **options: Any) -> None:
+        self.name = name or self.kind
+        if not self.name:
+            raise ConfigError(f"{type(self).__name__} needs a name (or a class-level 'kind')")
+        try:
+            self.options = self.Options(**options)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(f"modality {self.name!r} ({self.kind}) options", exc)) from None
+
+    @property
+    def source(self) -> str:
+        return self.options.source or self.name
+
+    def describe(self) -> dict[str, Any]:
+        """What a checkpoint needs to rebuild this modality."""
+        return {"kind": self.kind, "name": self.name, "options": self.options.model_dump(mode="json")}
+
+    def prepare(self, data: AlignmentData) -> np.ndarray:
+        """This modality's raw float32 array from the data (rows = samples or classes)."""
+        found = data.granularity_of(self.source)
+        if found != self.granularity:
+            raise DataError(
+                f"modality {self.name!r} is per-{self.granularity} but data {data.name!r} holds "
+                f"{self.source!r} per-{found}"
+            )
+        array = np.asarray(data.array(self.source), dtype=np.float32)
+        if not np.isfinite(array).all():
+            row = int(np.argwhere(~np.isfinite(array))[0, 0])
+            raise DataError(f"{data.name}: modality {self.name!r} ({self.source!r}) holds NaN or Inf at row {row}")
+        return array
+
+    def make_normaliser(self) -> Normaliser:
+        return make_normaliser(self.options.normaliser)
+
+    def build_encoder(self, in_dim: int, latent_size: int) -> nn.Module:
+        """A module mapping ``(B, in_dim)`` to ``(mu, logvar)``, each ``(B, latent_size)``."""
+        raise NotImplementedError
+
+    def build_decoder(self, latent_size: int, out_dim: int) -> nn.Module:
+        """A module mapping ``(B, latent_size)`` to ``(B, out_dim)``."""
+        raise NotImplementedError
+
+    def reconstruction_loss(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample reconstruction loss, shape ``(B,)``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, kind={self.kind!r})"
+
+
+def cada_init(module: nn.Module) -> None:
+    """The reference init: xavier_uniform (gain 0.5) weights, zero biases, for every Linear."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight, gain=0.5)
+        nn.init.zeros_(module.bias)
+
+
+class MLPEncoder(nn.Module):
+    """``Linear(in, hidden) -> ReLU``, then two heads ``Linear(hidden, latent)`` for mu and logvar."""
+
+    def __init__(self, in_dim: int, hidden: int, latent_size: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU())
+        self.mu = nn.Linear(hidden, latent_size)
+        self.logvar = nn.Linear(hidden, latent_size)
+        self.apply(cada_init)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x)
+        return self.mu(h), self.logvar(h)
+
+
+class MLPDecoder(nn.Sequential):
+    """``Linear(latent, hidden) -> ReLU -> Linear(hidden, out)``."""
+
+    def __init__(self, latent_size: int, hidden: int, out_dim: int) -> None:
+        super().__init__(nn.Linear(latent_size, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+        self.apply(cada_init)
+
+
+class FeatureModality(Modality):
+    """A vector modality with CADA-VAE's networks and L1 reconstruction loss (summed over dims)."""
+
+    class Options(Modality.Options):
+        hidden: tuple[PositiveInt, PositiveInt] = Field((1450, 665), description="(encoder hidden, decoder hidden) sizes.")
+
+    def build_encoder(self, in_dim: int, latent_size: int) -> nn.Module:
+        return MLPEncoder(in_dim, self.options.hidden[0], latent_size)
+
+    def build_decoder(self, latent_size: int, out_dim: int) -> nn.Module:
+        return MLPDecoder(latent_size, self.options.hidden[1], out_dim)
+
+    def reconstruction_loss(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return l1_per_sample(reconstruction, target)

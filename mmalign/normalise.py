@@ -1,0 +1,77 @@
+"""Feature normalisers, fitted on the training split only and saved with the model.
+
+``minmax`` is sklearn's MinMaxScaler to [0, 1] per dimension (as in CADA-VAE's code): a dimension
+with zero range is scaled by 1. ``l2`` scales each row to unit norm (stateless); ``none`` is the
+identity. State is a flat dict of tensors so it can live in safetensors.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import CheckpointError, ConfigError
+
+
+class Normaliser:
+    """Identity; the base of every normaliser."""
+
+    name = "none"
+
+    def fit(self, x: torch.Tensor) -> "Normaliser":
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        if state:
+            raise CheckpointError(f"normaliser {self.name!r} takes no state, got tensors {sorted(state)}")
+
+
+class MinMax(Normaliser):
+    name = "minmax"
+
+    def __init__(self) -> None:
+        self.min: torch.Tensor | None = None
+        self.scale: torch.Tensor | None = None
+
+    def fit(self, x: torch.Tensor) -> "MinMax":
+        lo, hi = x.min(dim=0).values, x.max(dim=0).values
+        span = hi - lo
+        self.min = lo
+        self.scale = torch.where(span > 0, 1.0 / torch.where(span > 0, span, 1.0), torch.ones_like(span))
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.min is None or self.scale is None:
+            raise ConfigError("MinMax normaliser used before it was fitted on the training split")
+        return (x - self.min.to(x.device, x.dtype)) * self.scale.to(x.device, x.dtype)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        if self.min is None or self.scale is None:
+            return {}
+        return {"min": self.min.detach().cpu().contiguous(), "scale": self.scale.detach().cpu().contiguous()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        if set(state) != {"min", "scale"}:
+            raise CheckpointError(f"minmax normaliser state needs tensors 'min' and 'scale', got {sorted(state)}")
+        self.min, self.scale = state["min"], state["scale"]
+
+
+class L2(Normaliser):
+    name = "l2"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(x, dim=1)
+
+
+NORMALISERS: dict[str, type[Normaliser]] = {"none": Normaliser, "minmax": MinMax, "l2": L2}
+
+
+def make_normaliser(name: str) -> Normaliser:
+    if name not in NORMALISERS:
+        raise ConfigError(f"unknown normaliser {name!r}; expected one of {sorted(NORMALISERS)}")
+    return NORMALISERS[name]()

@@ -1,0 +1,149 @@
+"""Plugin loading and the modality registry.
+
+Built-in plugins (``mmalign_plugins.*``) are registered exactly like third-party ones, which come
+from the entry-point group ``mmalign``. ``MMALIGN_PLUGINS`` limits which entry-point plugins load
+(comma-separated entry-point names; empty string = none); ``MMALIGN_TRACE_PLUGINS=1`` prints every
+hook call. After loading, ``check_pending()`` makes a misspelled hook implementation fail loudly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from . import hooks
+from .errors import PluginError
+
+if TYPE_CHECKING:
+    from .modality import Modality
+
+ENTRY_POINT_GROUP = "mmalign"
+BUILTIN_PLUGINS = (
+    "mmalign_plugins.image_features",
+    "mmalign_plugins.class_embeddings",
+)
+ENV_ALLOW = "MMALIGN_PLUGINS"
+ENV_TRACE = "MMALIGN_TRACE_PLUGINS"
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    builtin: bool
+    hooks: list[str] = field(default_factory=list)
+    modalities: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModalityEntry:
+    kind: str
+    factory: type
+    plugin: str
+    plugin_version: str
+
+
+class ModalityRegistry:
+    """Modality keys -> the class that builds them, with the plugin that registered each."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, ModalityEntry] = {}
+        self.plugins: dict[str, PluginInfo] = {}
+
+    def add(self, modality: "Modality", plugin: PluginInfo) -> None:
+        kind = getattr(modality, "kind", None)
+        if not isinstance(kind, str) or not kind:
+            raise PluginError(f"plugin {plugin.name!r} registered {modality!r}, which has no 'kind' key")
+        if kind in self.entries:
+            other = self.entries[kind].plugin
+            raise PluginError(
+                f"modality key {kind!r} is registered twice: by plugin {other!r} and by plugin {plugin.name!r}"
+            )
+        self.entries[kind] = ModalityEntry(kind, type(modality), plugin.name, plugin.version)
+        plugin.modalities.append(kind)
+
+    def get(self, kind: str) -> ModalityEntry:
+        if kind not in self.entries:
+            raise PluginError(
+                f"no plugin registers the modality key {kind!r}; registered keys: {sorted(self.entries)}. "
+                "Install the plugin that provides it (entry-point group 'mmalign') or check "
+                f"{ENV_ALLOW} if it is set"
+            )
+        return self.entries[kind]
+
+    def create(self, kind: str, name: str | None = None, **options: Any) -> "Modality":
+        return self.get(kind).factory(name=name, **options)
+
+
+def _version_of(module: ModuleType) -> str:
+    from . import __version__
+
+    return getattr(module, "__version__", __version__)
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    allow = os.environ.get(ENV_ALLOW)
+    if allow is not None:
+        wanted = {n.strip() for n in allow.split(",") if n.strip()}
+        eps = [ep for ep in eps if ep.name in wanted]
+    return eps
+
+
+def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
+    """A fresh plugin manager with built-in and entry-point plugins loaded and checked."""
+    pm = pluggy.PluginManager(hooks.PROJECT)
+    pm.add_hookspecs(hooks.ModalityHooks)
+    infos: dict[str, PluginInfo] = {}
+    for modname in BUILTIN_PLUGINS:
+        module = importlib.import_module(modname)
+        pm.register(module, name=modname)
+        infos[modname] = PluginInfo(modname, _version_of(module), builtin=True)
+    for ep in _entry_points():
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken third-party plugin must name itself
+            raise PluginError(f"entry-point plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
+        version = ep.dist.version if ep.dist is not None else "unknown"
+        if pm.is_registered(plugin) or pm.has_plugin(ep.name):
+            continue
+        pm.register(plugin, name=ep.name)
+        infos[ep.name] = PluginInfo(ep.name, version, builtin=False)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc} (known hooks: register_modalities)") from None
+    for name, info in infos.items():
+        info.hooks = sorted(impl.name for impl in pm.get_hookcallers(pm.get_plugin(name)) or [])
+    if os.environ.get(ENV_TRACE):
+        pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[mmalign plugins] {msg}"))
+        pm.enable_tracing()
+    return pm, infos
+
+
+def build_registry(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> ModalityRegistry:
+    """Call every plugin's ``register_modalities`` hook, attributing each key to its plugin."""
+    registry = ModalityRegistry()
+    registry.plugins = infos
+    for impl in reversed(pm.hook.register_modalities.get_hookimpls()):  # registration order
+        info = infos[impl.plugin_name]
+        impl.function(register=lambda modality, _info=info: registry.add(modality, _info))
+    return registry
+
+
+_REGISTRY: ModalityRegistry | None = None
+
+
+def get_registry(refresh: bool = False) -> ModalityRegistry:
+    """The process-wide modality registry (built on first use; ``refresh`` reloads plugins)."""
+    global _REGISTRY
+    if _REGISTRY is None or refresh:
+        _REGISTRY = build_registry(*build_plugin_manager())
+    return _REGISTRY

@@ -1,0 +1,1 @@
+"""Evaluation protocols: GZSL, ZSL and few-shot on aligned latents."""

@@ -1,0 +1,1 @@
+"""Built-in mmalign modality plugins, registered exactly like third-party ones."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: small seeded data sets in the AlignmentData layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mmalign
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def make_toy_data(seed: int = 0, classes: int = 12, per_class: int = 20, feat_dim: int = 40, att_dim: int = 10,
+                  unseen: int = 4) -> mmalign.AlignmentData:
+    """Per-sample features that are a noisy linear map of per-class attributes."""
+    rng = np.random.default_rng(seed)
+    att = rng.random((classes, att_dim)).astype(np.float32)
+    labels = np.repeat(np.arange(classes), per_class)
+    mix = rng.normal(size=(att_dim, feat_dim))
+    feats = (np.maximum(att[labels] @ mix, 0) + 0.05 * rng.random((labels.size, feat_dim))).astype(np.float32)
+    seen = labels < classes - unseen
+    seen_idx = np.flatnonzero(seen)
+    test_seen = seen_idx[::5]
+    trainval = np.setdiff1d(seen_idx, test_seen)
+    return mmalign.AlignmentData(
+        labels=labels, class_names=[f"class{i}" for i in range(classes)],
+        sample_features={"features": feats}, class_features={"attributes": att},
+        splits={"trainval": trainval, "test_seen": test_seen, "test_unseen": np.flatnonzero(~seen)},
+        name="toy",
+    )
+
+
+@pytest.fixture
+def toy_data() -> mmalign.AlignmentData:
+    return make_toy_data()
+
+
+SMALL = {"training": {"epochs": 2, "batch_size": 16}}
+SMALL_HIDDEN = {"hidden": (32, 24)}

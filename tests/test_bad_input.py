@@ -1,0 +1,86 @@
+"""Bad input raises the library's own errors, naming what is wrong and where."""
+
+import numpy as np
+import pytest
+
+import mmalign
+from mmalign.cli import main
+from mmalign.errors import ConfigError, DataError, TrainingError
+from conftest import SMALL, make_toy_data
+
+
+def test_unknown_config_key_is_named():
+    with pytest.raises(ConfigError, match="'training.epoch'.*unknown key"):
+        mmalign.Aligner(["image_features", "attributes"], {"training": {"epoch": 3}})
+
+
+def test_wrong_config_type_is_named():
+    with pytest.raises(ConfigError, match="'training.batch_size'"):
+        mmalign.Aligner(["image_features", "attributes"], {"training": {"batch_size": "fifty"}})
+
+
+def test_unknown_modality_option_is_rejected():
+    with pytest.raises(ConfigError, match="image_features.*'hiden'.*unknown key"):
+        mmalign.Aligner([{"kind": "image_features", "hiden": (1, 2)}, "attributes"])
+
+
+def test_negative_hidden_size_is_rejected():
+    with pytest.raises(ConfigError, match="hidden"):
+        mmalign.Aligner([{"kind": "image_features", "hidden": (-1, 2)}, "attributes"])
+
+
+def test_single_modality_is_rejected():
+    with pytest.raises(ConfigError, match="at least two"):
+        mmalign.Aligner(["image_features"])
+
+
+def test_nan_in_features_names_the_array_and_row():
+    data = make_toy_data()
+    data.sample_features["features"][7, 3] = np.nan
+    a = mmalign.Aligner(["image_features", "attributes"], SMALL)
+    with pytest.raises(DataError, match="'features'.*NaN or Inf.*row 7"):
+        a.fit(data, progress=False)
+
+
+def test_inf_in_class_features_is_rejected():
+    data = make_toy_data()
+    data.class_features["attributes"][2, 0] = np.inf
+    with pytest.raises(DataError, match="'attributes'.*NaN or Inf"):
+        mmalign.Aligner(["image_features", "attributes"], SMALL).fit(data, progress=False)
+
+
+def test_wrong_dimension_at_encode_is_named(tmp_path):
+    data = make_toy_data()
+    a = mmalign.Aligner([{"kind": "image_features", "hidden": (8, 8)}, {"kind": "attributes", "hidden": (8, 8)}],
+                        {**SMALL, "training": {"epochs": 1}})
+    a.fit(data, progress=False)
+    with pytest.raises(DataError, match="'image_features' expects rows of dimension 40, got shape \\(3, 12\\)"):
+        a.encode("image_features", np.zeros((3, 12), np.float32))
+
+
+def test_feature_rows_must_match_labels():
+    data = make_toy_data()
+    data.sample_features["features"] = data.sample_features["features"][:-1]
+    with pytest.raises(DataError, match="'features' has 239 rows, expected 240"):
+        data.validate()
+
+
+def test_missing_source_array_lists_what_exists():
+    data = make_toy_data()
+    with pytest.raises(DataError, match="no feature array named 'sentences'"):
+        mmalign.Aligner(["image_features", "sentences"], SMALL).fit(data, progress=False)
+
+
+def test_non_finite_loss_stops_training_with_clear_error():
+    data = make_toy_data()
+    data.sample_features["features"] *= 1e30
+    a = mmalign.Aligner([{"kind": "image_features", "normaliser": "none", "hidden": (8, 8)}, "attributes"], SMALL)
+    with pytest.raises(TrainingError, match="non-finite"):
+        a.fit(data, progress=False)
+
+
+def test_cli_reports_bad_input_in_one_line_with_exit_2(capsys, monkeypatch):
+    monkeypatch.setenv("MMALIGN_PLUGINS", "nonexistent-only")
+    code = main(["plugins", "--json"])
+    assert code == 0
+    from mmalign import commands  # noqa: F401  (sub-commands exist)
