@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,7 +28,8 @@ from .modality import Modality
 from .normalise import Normaliser
 from .plugins import ModalityRegistry, get_registry
 from .registry import load_recipe
-from .training import EpochLog, TrainingTensors, train
+from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
+from .training import EpochLog, TrainingTensors, make_optimizer, train
 
 ModalitySpec = Modality | str | dict
 
@@ -81,6 +83,8 @@ class Aligner:
         self.normalisers: dict[str, Normaliser] = {}
         self.dims: dict[str, int] = {}
         self.history: list[EpochLog] = []
+        #: The run config (data spec) this aligner was trained from, saved with it when set.
+        self.run_config: dict[str, Any] | None = None
 
     def _with_recipe_hidden(self, modality: Modality) -> Modality:
         """Recipe hidden sizes apply to modalities whose ``hidden`` the user did not set."""
@@ -146,8 +150,15 @@ class Aligner:
         split: str = "trainval",
         progress: bool = True,
         epochs: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
     ) -> list[EpochLog]:
-        """Train on ``data.splits[split]``. ``seed`` (default: the config's) drives everything."""
+        """Train on ``data.splits[split]``. ``seed`` (default: the config's) drives everything.
+
+        With ``checkpoint_dir`` and ``checkpoint_every``, the full training state is saved there
+        (atomically) every that many epochs and after the last; ``resume=True`` continues from it.
+        """
         updates: dict[str, Any] = {}
         if seed is not None:
             updates["seed"] = int(seed)
@@ -155,12 +166,49 @@ class Aligner:
             updates["training"] = self.config.training.model_copy(update={"epochs": int(epochs)})
         if updates:
             self.config = self.config.model_copy(update=updates)
+        if checkpoint_every is not None and checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         data.validate()
         tensors = self.training_tensors(data, split)
         model = self.build(self.dims)
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
-        self.history = train(model, tensors, self.config.training, generator, progress=progress)
+        optimizer = make_optimizer(model, self.config.training)
+        fingerprint = {"describe": self.describe(), "split": split, "data": data.name}
+        start, prior = 0, []
+        if resume and checkpoint_dir is not None and (Path(checkpoint_dir) / STATE_FILE).exists():
+            start, prior = self._restore(Path(checkpoint_dir), fingerprint, optimizer, generator)
+        on_epoch_end = None
+        if checkpoint_dir is not None and checkpoint_every is not None:
+            total = self.config.training.epochs
+
+            def on_epoch_end(epoch: int, history: list[EpochLog]) -> None:
+                if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == total:
+                    save_training_state(checkpoint_dir, model, optimizer, generator, self._normaliser_state(),
+                                        epoch + 1, prior + history, fingerprint)
+
+        self.history = prior + train(model, tensors, self.config.training, generator, optimizer,
+                                     start_epoch=start, progress=progress, on_epoch_end=on_epoch_end)
         return self.history
+
+    def _normaliser_state(self) -> dict[str, torch.Tensor]:
+        return {f"{n}.{k}": v for n, z in self.normalisers.items() for k, v in z.state().items()}
+
+    def _restore(self, folder: Path, fingerprint: dict[str, Any], optimizer: torch.optim.Optimizer,
+                 generator: torch.Generator) -> tuple[int, list[EpochLog]]:
+        """Load a saved training state into the fresh model, optimizer and generator."""
+        state = load_training_state(folder)
+        where = folder / STATE_FILE
+        if state["config"] != json.loads(json.dumps(fingerprint, sort_keys=True)):
+            raise CheckpointError(f"{where}: saved with a different config or data; use a new output folder or drop --resume")
+        norm = self._normaliser_state()
+        if set(norm) != set(state["normalisers"]) or any(not torch.equal(norm[k], state["normalisers"][k]) for k in norm):
+            raise CheckpointError(f"{where}: the training data changed since this state was saved")
+        model = self._require_model()
+        check_state(where, model.state_dict(), state["model"])
+        model.load_state_dict(state["model"], strict=True)
+        restore_optimizer(optimizer, state["optimizer"], state["optimizer_scalars"])
+        generator.set_state(state["generator"])
+        return state["epochs_done"], state["history"]
 
     def _require_model(self) -> AlignedVAE:
         if self.model is None:
@@ -201,13 +249,15 @@ class Aligner:
                 "plugin_version": entry.plugin_version if registered else None,
                 "class": f"{type(m).__module__}.{type(m).__qualname__}",
             })
-        return {"mmalign_version": __version__, "aligner": self.config.model_dump(mode="json"), "modalities": modalities}
+        body = {"mmalign_version": __version__, "aligner": self.config.model_dump(mode="json"), "modalities": modalities}
+        if self.run_config is not None:
+            body["run"] = self.run_config
+        return body
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint directory (atomic per file; ``config.json`` last)."""
         model = self._require_model()
-        norm = {f"{n}.{k}": v for n, z in self.normalisers.items() for k, v in z.state().items()}
-        return write_checkpoint(path, self.describe(), model.state_dict(), norm)
+        return write_checkpoint(path, self.describe(), model.state_dict(), self._normaliser_state())
 
     @classmethod
     def load(cls, path: str | Path, modalities: Sequence[Modality] = (), device: str | None = None) -> "Aligner":

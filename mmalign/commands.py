@@ -3,7 +3,166 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import ConfigError
+
+BENCHMARKS = ("cub", "sun", "awa1", "awa2", "apy", "flo", "custom")
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser("train", help="train an aligner from a run config (TOML/JSON) into a checkpoint directory")
+    p.add_argument("config", help="run config file (see mmalign.runs)")
+    p.add_argument("--out", required=True, help="checkpoint directory to write")
+    p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--epochs", type=int, help="override the number of VAE epochs")
+    p.add_argument("--device", help="auto, cpu, cuda")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="save the full training state to OUT every N epochs (atomically)")
+    p.add_argument("--resume", action="store_true", help="continue from the training state saved in OUT")
+    p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint (GZSL/ZSL, few-shot) on the data it was trained for")
+    p.add_argument("checkpoint", help="checkpoint directory written by 'mmalign train'")
+    p.add_argument("--setting", choices=("gzsl", "zsl"), default="gzsl")
+    p.add_argument("--shots", type=int, nargs="+", default=[0])
+    p.add_argument("--seed", type=int, help="seed of sampling and classifier (default: the training seed)")
+    p.add_argument("--policy", choices=("fixed", "test"), default="fixed",
+                   help="classifier epochs: the recipe's table (fixed), or selected on test (reported as such)")
+    p.add_argument("--data-dir", help="override the data root recorded in the checkpoint")
+    p.add_argument("--device", help="auto, cpu, cuda")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("benchmark", help="reproduce CADA-VAE on a benchmark and compare with the paper")
+    p.add_argument("dataset", choices=BENCHMARKS, help="a standard data set, or 'custom' with --data-dir D/NAME")
+    p.add_argument("--data-dir", help="data root holding <DATASET>/ (custom: the data set folder itself)")
+    p.add_argument("--synthetic", action="store_true", help="generated data with the data set's exact layout")
+    p.add_argument("--setting", choices=("gzsl", "zsl"), default="gzsl")
+    p.add_argument("--shots", type=int, nargs="+", default=[0], help="images per unseen class moved to training")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed")
+    p.add_argument("--side-info", choices=("attributes", "sentences"), default="attributes")
+    p.add_argument("--epochs", type=int, help="VAE epochs (default: the recipe's 100)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    p.add_argument("--policy", choices=("fixed", "val", "test"), default="fixed",
+                   help="classifier epochs: paper table (fixed), chosen on validation classes (val), or on test")
+    p.add_argument("--recipe", default="cada_vae", help="recipe in registry/recipes")
+    p.add_argument("--reparameterization", choices=("cada2019", "standard"), help="override the recipe's mode")
+    p.add_argument("--out", default="runs/benchmark", help="folder for results.json")
+    p.add_argument("--resume", action="store_true", help="skip runs already recorded in OUT/results.json")
+    p.add_argument("--skip-card-check", action="store_true", help="run on files that differ from the data set card")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("data", help="fetch benchmark data")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    d = data_sub.add_parser("download", help="download, verify and unpack a public release")
+    d.add_argument("release", choices=("xlsa17",))
+    d.add_argument("--data-dir", help="where to unpack (default: $MMALIGN_DATA_DIR, then the cache)")
+    d.add_argument("--url", help="override the download address")
+    d.set_defaults(func=cmd_data_download)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .aligner import Aligner
+    from .runs import load_data, read_run_config
+
+    run = read_run_config(args.config)
+    overrides = dict(run.aligner)
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.device:
+        overrides["device"] = args.device
+    if args.epochs is not None:
+        overrides["training"] = {**overrides.get("training", {}), "epochs": args.epochs}
+    if args.deterministic:
+        from .determinism import enable_determinism
+
+        enable_determinism()
+    aligner = Aligner(run.modality_specs(), overrides)
+    data = load_data(run.data)
+    aligner.fit(data, progress=not args.no_progress, checkpoint_dir=args.out,
+                checkpoint_every=args.checkpoint_every, resume=args.resume)
+    aligner.run_config = run.model_dump(mode="json")
+    path = aligner.save(args.out)
+    final = aligner.history[-1].terms["loss"] if aligner.history else float("nan")
+    print(f"trained {', '.join(aligner.names)} on {data.name} (seed {aligner.config.seed}); final loss {final:.4g}; saved {path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .aligner import Aligner
+    from .checkpoint import read_config
+    from .protocols.evaluate import evaluate
+    from .results import append_result
+    from .runs import IMAGE, SIDE, RunConfig, load_data
+
+    cfg = read_config(args.checkpoint)
+    if "run" not in cfg:
+        raise ConfigError(f"{args.checkpoint}/config.json: no 'run' section (which data it was trained on); "
+                          "checkpoints written by 'mmalign train' have one")
+    run = RunConfig.model_validate(cfg["run"])
+    if args.data_dir:
+        run.data.data_dir = args.data_dir
+    aligner = Aligner.load(args.checkpoint, device=args.device)
+    names = aligner.names
+    image = IMAGE if IMAGE in names else names[0]
+    side = SIDE if SIDE in names else names[1]
+    data = load_data(run.data)
+    seed = aligner.config.seed if args.seed is None else args.seed
+    for shots in args.shots:
+        result = evaluate(aligner, data, setting=args.setting, shots=shots, image=image, side=side,
+                          policy=args.policy, seed=seed, dataset_name=run.data.dataset)
+        record = {"checkpoint": str(args.checkpoint), "dataset": run.data.dataset, **result}
+        append_result(Path(args.checkpoint) / "results.json", record)
+        print(json.dumps({k: v for k, v in record.items() if k in ("setting", "shots", "seed", "S", "U", "H", "top1", "policy", "classifier_epochs")}))
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import BenchmarkRequest, run_benchmark, summary_table
+    from .runs import DataSpec
+
+    if args.dataset == "custom":
+        if not args.data_dir:
+            raise ConfigError("'mmalign benchmark custom' needs --data-dir pointing at the data set folder (D/NAME)")
+        if args.synthetic:
+            raise ConfigError("--synthetic needs a named data set (cub, sun, awa1, awa2, apy, flo), not custom")
+        dataset, data_dir = args.data_dir, None
+    else:
+        dataset, data_dir = args.dataset.upper(), args.data_dir
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    if any(s < 0 for s in args.shots):
+        raise ConfigError(f"--shots must be non-negative, got {args.shots}")
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    spec = DataSpec(dataset=dataset, data_dir=data_dir, synthetic=args.synthetic, side_info=args.side_info,
+                    skip_card_check=args.skip_card_check)
+    req = BenchmarkRequest(
+        dataset=args.dataset if args.dataset != "custom" else Path(args.data_dir).name, data=spec,
+        setting=args.setting, shots=list(args.shots), seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
+        epochs=args.epochs, device=args.device, policy=args.policy, recipe=args.recipe,
+        reparameterization=args.reparameterization, out=Path(args.out), resume=args.resume,
+        progress=not args.no_progress,
+    )
+    records = run_benchmark(req, log=lambda line: print(line, flush=True))
+    if records:
+        print()
+        print(summary_table(records))
+    print(f"\nresults: {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from .datasets.locate import download_xlsa17, resolve_data_dir
+
+    dest = resolve_data_dir(args.data_dir)
+    kwargs = {"url": args.url} if args.url else {}
+    path = download_xlsa17(dest, **kwargs)
+    print(f"xlsa17 is ready in {path}", file=sys.stderr)
+    return 0

@@ -77,9 +77,12 @@ def train(
     optimizer: torch.optim.Optimizer | None = None,
     start_epoch: int = 0,
     progress: bool = True,
-    on_epoch_end: Callable[[int, torch.optim.Optimizer], None] | None = None,
+    on_epoch_end: Callable[[int, list[EpochLog]], None] | None = None,
 ) -> list[EpochLog]:
     """Train ``model`` in place; returns the mean of every term per epoch.
+
+    ``start_epoch`` continues a resumed run (the optimizer and generator must hold the saved
+    state); ``on_epoch_end(epoch, history)`` is called after every epoch (checkpointing).
 
     Raises :class:`TrainingError` when a loss term becomes NaN or infinite (checked every
     ``log_every`` steps and at the end of each epoch, so no per-step host sync is needed).
@@ -117,7 +120,7 @@ def train(
                 bar.set_postfix(_short(means), refresh=False)
                 bar.update(1)
             if on_epoch_end is not None:
-                on_epoch_end(epoch, optimizer)
+                on_epoch_end(epoch, history)
     finally:
         if bar is not None:
             bar.close()

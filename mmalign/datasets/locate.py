@@ -12,11 +12,10 @@ when a checksum is known, unpacked so that ``<root>/CUB/res101.mat`` exists).
 
 from __future__ import annotations
 
-import hashlib
+import http.client
 import os
 import re
 import shutil
-import socket
 import urllib.error
 import urllib.request
 import zipfile
@@ -24,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from ..errors import DataError
+from .matfile import sha256_file
 
 ENV_VAR = "MMALIGN_DATA_DIR"
 XLSA17_URL = "https://datasets.d2.mpi-inf.mpg.de/xian/xlsa17.zip"
@@ -83,27 +83,30 @@ def find_dataset_dir(
 def root_source(data_dir: str | os.PathLike | None) -> str:
     """How the data root was chosen, for messages."""
     if data_dir is not None:
-        return "the data_dir argument"
+        return "data root from the data_dir argument"
     if os.environ.get(ENV_VAR):
-        return f"${ENV_VAR}"
-    return f"the default (set ${ENV_VAR} or pass data_dir to use another folder)"
+        return f"data root from ${ENV_VAR}"
+    return f"default data root; set ${ENV_VAR} or pass data_dir to use another folder"
 
 
 def missing_files_message(name: str, folder: Path, missing: list[str], chosen_by: str = "") -> str:
-    """A message naming the missing files and how to obtain them."""
-    lines = [f"{name}: missing file(s) {', '.join(missing)} in {folder}" + (f" (data root from {chosen_by})" if chosen_by else "") + "."]
+    """A message naming the missing files, where they were expected and how to obtain them."""
+    lines = [f"{name}: missing file(s) {', '.join(missing)} in {folder}" + (f" ({chosen_by})" if chosen_by else "")]
     if name.upper() == "FLO":
-        lines.append(f"FLO is not part of xlsa17: get {FLO_URL} (Xian et al., CVPR 2018) and unpack its data/FLO folder")
-    else:
+        lines.append(f"FLO is not part of xlsa17: get {FLO_URL} (Xian et al., CVPR 2018) and use its data/FLO folder")
+    elif set(missing) - {"sent_splits.mat"}:
         lines.append(
             'Get the public xlsa17 release of Xian et al., "Zero-Shot Learning - The Good, the Bad and the Ugly" '
             f"(CVPR 2017 / TPAMI 2018) from {XLSA17_PAGE} (direct link {XLSA17_URL}, about 880 MB), "
             "or call mmalign.datasets.download_xlsa17()"
         )
     if "sent_splits.mat" in missing:
-        lines.append(f"sent_splits.mat (CUB sentence embeddings of Reed et al.) is not in xlsa17; it is in the CADA-VAE data folder {SENTENCES_URL}")
-    lines.append(f"Unpack so that {folder.parent / name / (missing[0] if missing else 'res101.mat')} exists.")
-    return " ".join(lines)
+        lines.append(
+            "sent_splits.mat (CUB sentence embeddings of Reed et al.) is not in xlsa17; "
+            f"it is in the CADA-VAE data folder {SENTENCES_URL}"
+        )
+    lines.append(f"Unpack so that {folder.parent / name / missing[0]} exists")
+    return ". ".join(lines) + "."
 
 
 def download_xlsa17(
@@ -133,7 +136,7 @@ def download_xlsa17(
     if not archive.exists():
         _fetch(url, archive, timeout, progress, dest)
     if expected:
-        found = _sha256(archive)
+        found = sha256_file(archive)
         if found != expected.lower():
             archive.unlink()
             raise DataError(
@@ -161,7 +164,7 @@ def _fetch(url: str, archive: Path, timeout: float, progress: bool, dest: Path) 
             part.replace(archive)
             return
         raise DataError(f"{url}: HTTP {exc.code} {exc.reason}. {_by_hand(url, dest)}") from None
-    except (urllib.error.URLError, socket.timeout, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataError(f"cannot reach {url} ({reason}). {_by_hand(url, dest)}") from None
     with response:
@@ -176,8 +179,8 @@ def _fetch(url: str, archive: Path, timeout: float, progress: bool, dest: Path) 
                 while block := response.read(1 << 20):
                     fh.write(block)
                     bar.update(len(block))
-        except (socket.timeout, OSError) as exc:
-            raise DataError(f"download of {url} stopped ({exc}); run again to resume from {part}") from None
+        except (http.client.HTTPException, OSError) as exc:
+            raise DataError(f"download of {url} stopped ({exc!r}); run again to resume from {part}") from None
     if total is not None and part.stat().st_size != total:
         raise DataError(f"download of {url} ended early ({part.stat().st_size} of {total} bytes); run again to resume")
     part.replace(archive)
@@ -189,14 +192,6 @@ def _by_hand(url: str, dest: Path) -> str:
         f"by hand from {XLSA17_PAGE} ({url}) and unpack it so that {dest / 'CUB' / 'res101.mat'} exists "
         f"(or point ${ENV_VAR} at the folder holding CUB/, SUN/, ...)"
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _unpack(archive: Path, dest: Path) -> None:

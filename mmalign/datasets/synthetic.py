@@ -100,30 +100,31 @@ def write_xlsa17_layout(data: AlignmentData, root: str | os.PathLike, name: str 
 
 def _layout(card: DatasetCard, rng: np.random.Generator, num_samples: int | None) -> tuple[np.ndarray, dict]:
     """0-based labels (grouped by class) and splits with the card's sizes, scaled to ``num_samples``."""
-    n_total = card.num_images if num_samples is None else int(num_samples)
-    scale = n_total / card.num_images
     s, u = card.num_seen_classes, card.num_unseen_classes
-    tv, ts, tu = (max(1, round(getattr(card.splits, k) * scale)) for k in ("trainval", "test_seen", "test_unseen"))
-    if tv < s or tu < u:
+    tv, ts, tu = card.splits.trainval, card.splits.test_seen, card.splits.test_unseen
+    if num_samples is not None:  # scale the three GZSL splits to sum to num_samples exactly
+        tv, ts, tu = (int(v) for v in _allocate(int(num_samples), np.array([tv, ts, tu], dtype=float), minimum=0))
+    if tv < s or ts < 1 or tu < u:
         raise ConfigError(
-            f"num_samples={n_total} is too small for a {card.name}-like layout: need at least one trainval "
-            f"image per seen class ({s}) and one test image per unseen class ({u})"
+            f"num_samples={num_samples} is too small for a {card.name}-like layout: need at least one trainval "
+            f"image per seen class ({s}), one test_seen image and one test image per unseen class ({u})"
         )
     perm = rng.permutation(card.num_classes)
     seen, unseen = np.sort(perm[:s]), np.sort(perm[s:])
+    m = 2 if tv + ts >= 2 * s else 1  # images per seen class, at least
     has_val = card.splits.train is not None and card.splits.val is not None
     if has_val:
         k_val = card.num_val_classes or max(1, round(s * card.splits.val / (card.splits.train + card.splits.val)))
         val_classes = rng.choice(seen, size=k_val, replace=False)
         is_val = np.isin(seen, val_classes)
         n_train = round((tv + ts) * card.splits.train / (card.splits.train + card.splits.val))
-        n_train = min(max(n_train, 2 * int((~is_val).sum())), tv + ts - 2 * k_val)
+        n_train = min(max(n_train, m * int((~is_val).sum())), tv + ts - m * k_val)
         per_seen = np.zeros(s, dtype=np.int64)
-        per_seen[~is_val] = _allocate(n_train, rng.gamma(4.0, size=int((~is_val).sum())), minimum=2)
-        per_seen[is_val] = _allocate(tv + ts - n_train, rng.gamma(4.0, size=k_val), minimum=2)
+        per_seen[~is_val] = _allocate(n_train, rng.gamma(4.0, size=int((~is_val).sum())), minimum=m)
+        per_seen[is_val] = _allocate(tv + ts - n_train, rng.gamma(4.0, size=k_val), minimum=m)
     else:
         is_val = np.zeros(s, dtype=bool)
-        per_seen = _allocate(tv + ts, rng.gamma(4.0, size=s), minimum=2 if tv + ts >= 2 * s else 1)
+        per_seen = _allocate(tv + ts, rng.gamma(4.0, size=s), minimum=m)
     ts_per = _allocate(ts, (per_seen - 1).astype(float), minimum=0, cap=per_seen - 1)
     per_unseen = _allocate(tu, rng.gamma(4.0, size=u), minimum=1)
     counts = np.zeros(card.num_classes, dtype=np.int64)

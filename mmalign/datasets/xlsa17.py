@@ -162,7 +162,8 @@ def read_class_level(
                 )
         files[SENT_SPLITS] = {"path": str(sent_path), "sha256": sha256_file(sent_path)}
     check_splits(splits, origin)
-    meta = {"source": "xlsa17", "dataset_dir": str(folder), "files": files}
+    meta = {"source": "xlsa17", "dataset_dir": str(folder), "files": files,
+            "split_files": {s: p.name for s, p in origin.items()}}
     return ClassLevelData(name or folder.name, class_names, class_features, splits, meta)
 
 
@@ -203,7 +204,7 @@ def read_xlsa17(
             f"{res_path}: {empty.size} class(es) have no images in 'labels' (1-based: {shown}); "
             f"every one of the {c} classes of {ATT_SPLITS} needs at least one image"
         )
-    check_splits(cl.splits, {s: folder / ATT_SPLITS for s in cl.splits}, num_samples=n)
+    check_splits(cl.splits, {s: folder / f for s, f in cl.meta["split_files"].items()}, num_samples=n)
     seen = np.unique(labels[cl.splits["trainval"]])
     both = np.intersect1d(seen, labels[cl.splits["test_unseen"]])
     if both.size:

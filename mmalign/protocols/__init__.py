@@ -1,1 +1,25 @@
-"""Evaluation protocols: GZSL, ZSL and few-shot on aligned latents."""
+"""Evaluation protocols: GZSL, ZSL and few-shot on aligned latents (CADA-VAE's latent classifier).
+
+Entry points::
+
+    from mmalign.protocols import evaluate, validation_view, select_epochs
+    result = evaluate(aligner, data, setting="gzsl", shots=0, seed=0)          # policy "fixed"
+    view = validation_view(data, seed=0)                                      # policy "val":
+    val_aligner.fit(view, seed=0)                                             #   VAE on train classes
+    result = evaluate(aligner, data, policy="val", val_aligner=val_aligner, val_data=view, seed=0)
+"""
+
+from .classifier import ClassifierHparams, predict, train_classifier, train_fast, train_reference
+from .evaluate import evaluate
+from .fewshot import FewShotSplit, fewshot_split
+from .latents import LatentSet, repeat_to_count, training_latents
+from .metrics import harmonic_mean, per_class_accuracy
+from .policies import POLICIES, EpochSelection, fixed_epochs, select_epochs, validation_view
+from .protocol import ProtocolTask, build_task, run_classifier
+
+__all__ = [
+    "ClassifierHparams", "EpochSelection", "FewShotSplit", "LatentSet", "POLICIES", "ProtocolTask",
+    "build_task", "evaluate", "fewshot_split", "fixed_epochs", "harmonic_mean", "per_class_accuracy",
+    "predict", "repeat_to_count", "run_classifier", "select_epochs", "train_classifier", "train_fast",
+    "train_reference", "training_latents", "validation_view",
+]

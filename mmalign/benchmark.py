@@ -1,0 +1,171 @@
+"""``mmalign benchmark``: CADA-VAE over seeds on a standard data set, next to the paper's numbers.
+
+One VAE is trained per seed (few-shot images are moved only for the classifier, so the VAE never
+sees them and one VAE serves every shot count); each (setting, shots) is then evaluated and its
+record appended to ``<out>/results.json`` as soon as it finishes.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import __version__
+from .aligner import Aligner
+from .errors import ConfigError
+from .registry import load_recipe, load_references
+from .results import append_result, config_hash, done_keys, read_results, run_key
+from .runs import IMAGE, SIDE, DataSpec, default_modalities, load_data
+
+
+@dataclass
+class BenchmarkRequest:
+    """What ``mmalign benchmark`` runs. ``epochs=None`` keeps the recipe's 100."""
+
+    dataset: str
+    data: DataSpec
+    setting: str = "gzsl"
+    shots: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    epochs: int | None = None
+    device: str = "auto"
+    policy: str = "fixed"
+    recipe: str = "cada_vae"
+    reparameterization: str | None = None
+    out: Path = Path("runs/benchmark")
+    resume: bool = False
+    progress: bool = True
+    max_classifier_epochs: int | None = None
+
+
+def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"seed": seed, "device": req.device}
+    if req.epochs is not None:
+        cfg["training"] = {"epochs": req.epochs}
+    if req.reparameterization is not None:
+        cfg["reparameterization"] = req.reparameterization
+    return cfg
+
+
+def _train(req: BenchmarkRequest, data, seed: int, split: str) -> Aligner:
+    aligner = Aligner(default_modalities(req.data.side_info), _aligner_config(req, seed), recipe=req.recipe)
+    aligner.fit(data, split=split, progress=req.progress)
+    return aligner
+
+
+def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run every (seed, shots) of the request; returns this invocation's records (resumed ones too)."""
+    from .protocols.evaluate import evaluate
+
+    if req.setting not in ("gzsl", "zsl"):
+        raise ConfigError(f"--setting must be gzsl or zsl, got {req.setting!r}")
+    if req.policy not in ("fixed", "val", "test"):
+        raise ConfigError(f"--policy must be fixed, val or test, got {req.policy!r}")
+    load_recipe(req.recipe)
+    data = load_data(req.data)
+    results_path = Path(req.out) / "results.json"
+    existing = read_results(results_path)
+    done = done_keys(existing) if req.resume else set()
+    records: list[dict[str, Any]] = []
+    for seed in req.seeds:
+        todo = []
+        for shots in req.shots:
+            probe = _base_record(req, data, seed, shots, aligner=None)
+            if run_key(probe) in done:
+                records.extend(r for r in existing if run_key(r) == run_key(probe))
+                log(f"resume: seed {seed}, {shots} shots already in {results_path}; skipped")
+            else:
+                todo.append(shots)
+        if not todo:
+            continue
+        started = time.perf_counter()
+        aligner = _train(req, data, seed, "trainval")
+        vae_seconds = time.perf_counter() - started
+        selector = None
+        if req.policy == "val":
+            selector = _train(req, data, seed, "train")
+        for shots in todo:
+            record = _base_record(req, data, seed, shots, aligner)
+            result = evaluate(
+                aligner, data, setting=req.setting, shots=shots, image=IMAGE, side=SIDE, policy=req.policy,
+                seed=seed, dataset_name=req.dataset, selection_aligner=selector,
+                max_epochs=req.max_classifier_epochs,
+            )
+            record.update(_metrics(result))
+            record["seconds"] = {"vae": round(vae_seconds, 3), **{k: round(v, 3) for k, v in result["seconds"].items()}}
+            append_result(results_path, record)
+            records.append(record)
+            log(_one_line(record))
+    return records
+
+
+def _base_record(req: BenchmarkRequest, data, seed: int, shots: int, aligner: Aligner | None) -> dict[str, Any]:
+    epochs = req.epochs if req.epochs is not None else load_recipe(req.recipe).training.epochs
+    reparam = req.reparameterization or load_recipe(req.recipe).reparameterization
+    record: dict[str, Any] = {
+        "dataset": req.dataset.upper(), "setting": req.setting, "shots": shots, "seed": seed,
+        "side_info": req.data.side_info, "reparameterization": reparam, "policy": req.policy,
+        "epochs_vae": epochs, "synthetic": req.data.synthetic,
+    }
+    if aligner is not None:
+        cfg = aligner.config.model_dump(mode="json")
+        record.update({
+            "recipe": req.recipe,
+            "device": str(aligner.device),
+            "device_name": torch.cuda.get_device_name(aligner.device) if aligner.device.type == "cuda" else platform.processor() or platform.machine(),
+            "config_hash": config_hash({"aligner": cfg, "modalities": [m.describe() for m in aligner.modalities.values()]}),
+            "data_hashes": data.meta.get("sha256", {}),
+            "data_name": data.name,
+            "warnings": list(data.meta.get("warnings", [])),
+            "mmalign_version": __version__,
+            "torch_version": torch.__version__,
+        })
+    return record
+
+
+def _metrics(result: dict[str, Any]) -> dict[str, Any]:
+    keep = ("S", "U", "H", "top1", "classifier_epochs", "policy", "selected_on")
+    return {k: result[k] for k in keep if k in result}
+
+
+def _one_line(r: dict[str, Any]) -> str:
+    if r["setting"] == "gzsl":
+        score = f"U {r['U']:.1f}  S {r['S']:.1f}  H {r['H']:.1f}"
+    else:
+        score = f"top-1 {r['top1']:.1f}"
+    secs = sum(r["seconds"].values())
+    return f"{r['dataset']} {r['setting']} shots={r['shots']} seed={r['seed']}: {score}  ({secs:.0f} s)"
+
+
+def summary_table(records: list[dict[str, Any]]) -> str:
+    """mean +- std over seeds per (setting, shots), beside the paper's number and pass/fail."""
+    refs = load_references()
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["setting"], r["shots"], r["side_info"], r["synthetic"]), []).append(r)
+    lines = []
+    header = f"{'dataset':8} {'setting':7} {'shots':>5} {'seeds':>5}  {'metric':6} {'mmalign':>14}  {'paper':>6}  result"
+    lines += [header, "-" * len(header)]
+    for (ds, setting, shots, side, synthetic), rs in sorted(groups.items()):
+        ref = refs.find(ds, setting, shots, side)
+        metrics = ("U", "S", "H") if setting == "gzsl" else ("top1",)
+        for m in metrics:
+            values = np.array([r[m] for r in rs], dtype=float)
+            mean, std = values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0)
+            paper = getattr(ref, m, None) if ref is not None else None
+            if synthetic:
+                verdict = "n/a (synthetic data)"
+            elif paper is None:
+                verdict = "no reference"
+            else:
+                verdict = "pass" if abs(mean - paper) <= refs.tolerance else f"FAIL (|diff| > {refs.tolerance})"
+            paper_s = f"{paper:6.1f}" if paper is not None else "     -"
+            lines.append(f"{ds:8} {setting:7} {shots:>5} {len(rs):>5}  {m:6} {mean:7.2f} +- {std:4.2f}  {paper_s}  {verdict}")
+    return "\n".join(lines)
