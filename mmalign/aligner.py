@@ -56,7 +56,9 @@ def build_modality(spec: ModalitySpec, registry: ModalityRegistry) -> Modality:
             raise ConfigError(f"modality spec {spec!r} needs a 'kind' (a registered modality key)")
         name = spec.pop("name", None)
         options = spec.pop("options", {})
-        return registry.create(kind, name=name, **{**options, **spec})
+        if not isinstance(options, dict):
+            raise ConfigError(f"modality {kind!r}: key 'options' must be a table of options, got {type(options).__name__}")
+        return registry.create(kind, name=name, options={**options, **spec})
     raise ConfigError(f"a modality must be a Modality, a registry key or a dict, got {type(spec).__name__}")
 
 
@@ -274,7 +276,7 @@ class Aligner:
                 if name in given:
                     specs.append(type(given[name])(name=name, **options))
                 else:
-                    specs.append(registry.create(kind, name=name, **options))
+                    specs.append(registry.create(kind, name=name, options=options))
             except PluginError:
                 raise CheckpointError(
                     f"{path}: modality {entry.get('name')!r} needs the modality key {entry.get('kind')!r} "
@@ -301,6 +303,11 @@ class Aligner:
         for name, modality in aligner.modalities.items():
             normaliser = modality.make_normaliser()
             prefix = f"{name}."
-            normaliser.load_state({k[len(prefix):]: v for k, v in norm_state.items() if k.startswith(prefix)})
+            part = {k[len(prefix):]: v for k, v in norm_state.items() if k.startswith(prefix)}
+            for key, tensor in part.items():
+                if tuple(tensor.shape) != (aligner.dims[name],):
+                    raise CheckpointError(f"{path / NORMALISERS}: tensor {prefix + key!r} has shape "
+                                          f"{tuple(tensor.shape)}, expected ({aligner.dims[name]},)")
+            normaliser.load_state(part)
             aligner.normalisers[name] = normaliser
         return aligner

@@ -7,7 +7,7 @@ record appended to ``<out>/results.json`` as soon as it finishes.
 
 from __future__ import annotations
 
-import math
+import hashlib
 import platform
 import time
 from dataclasses import dataclass, field
@@ -42,7 +42,8 @@ class BenchmarkRequest:
     out: Path = Path("runs/benchmark")
     resume: bool = False
     progress: bool = True
-    max_classifier_epochs: int | None = None
+    max_classifier_epochs: int = 100
+    classifier_epochs: int | None = None
 
 
 def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
@@ -63,15 +64,28 @@ def _train(req: BenchmarkRequest, data, seed: int, split: str) -> Aligner:
 def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run every (seed, shots) of the request; returns this invocation's records (resumed ones too)."""
     from .protocols.evaluate import evaluate
+    from .protocols.policies import fixed_epochs, validation_view
 
     if req.setting not in ("gzsl", "zsl"):
         raise ConfigError(f"--setting must be gzsl or zsl, got {req.setting!r}")
-    if req.policy not in ("fixed", "val", "test"):
+    if req.policy not in ("fixed", "val", "test", "manual"):
         raise ConfigError(f"--policy must be fixed, val or test, got {req.policy!r}")
+    if req.policy == "manual" and not req.classifier_epochs:
+        raise ConfigError("policy 'manual' needs --classifier-epochs N")
     load_recipe(req.recipe)
-    data = load_data(req.data)
     results_path = Path(req.out) / "results.json"
     existing = read_results(results_path)
+    data = load_data(req.data)
+    _check_shots(data, req.shots)
+    if req.policy == "fixed":  # fail before any training when the table has no entry
+        for shots in req.shots:
+            try:
+                fixed_epochs(req.dataset, req.setting, shots, req.recipe)
+            except ConfigError:
+                raise ConfigError(
+                    f"the {req.recipe!r} recipe has no classifier-epoch table for {req.dataset} ({req.setting}, "
+                    f"{shots} shots); pass --classifier-epochs N, or --policy val to choose them on validation classes"
+                ) from None
     done = done_keys(existing) if req.resume else set()
     records: list[dict[str, Any]] = []
     for seed in req.seeds:
@@ -88,15 +102,16 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
         started = time.perf_counter()
         aligner = _train(req, data, seed, "trainval")
         vae_seconds = time.perf_counter() - started
-        selector = None
-        if req.policy == "val":
-            selector = _train(req, data, seed, "train")
+        selector, selection_data = None, None
+        if req.policy == "val":  # a second VAE, trained on the training classes only
+            selection_data = validation_view(data, seed=seed)
+            selector = _train(req, selection_data, seed, "trainval")
         for shots in todo:
             record = _base_record(req, data, seed, shots, aligner)
             result = evaluate(
                 aligner, data, setting=req.setting, shots=shots, image=IMAGE, side=SIDE, policy=req.policy,
-                seed=seed, dataset_name=req.dataset, selection_aligner=selector,
-                max_epochs=req.max_classifier_epochs,
+                seed=seed, dataset_name=req.dataset, epochs=req.classifier_epochs, selection_aligner=selector,
+                selection_data=selection_data, max_epochs=req.max_classifier_epochs,
             )
             record.update(_metrics(result))
             record["seconds"] = {"vae": round(vae_seconds, 3), **{k: round(v, 3) for k, v in result["seconds"].items()}}
@@ -104,6 +119,52 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
             records.append(record)
             log(_one_line(record))
     return records
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({torch.get_num_threads()} threads)"
+
+
+def file_hashes(data) -> dict[str, str]:
+    """sha256 of every file the data was read from."""
+    files = data.meta.get("files", {})
+    return {name: info["sha256"] for name, info in files.items() if isinstance(info, dict) and "sha256" in info}
+
+
+def array_hash(data) -> str:
+    """sha256 of the labels, splits and feature arrays (for generated data, which has no files)."""
+    h = hashlib.sha256()
+    for arr in [data.labels, *(data.splits[k] for k in sorted(data.splits)),
+                *(data.sample_features[k] for k in sorted(data.sample_features)),
+                *(data.class_features[k] for k in sorted(data.class_features))]:
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _check_shots(data, shots: list[int]) -> None:
+    """Every unseen class must keep at least one test image after moving ``k`` shots."""
+    if not shots or max(shots) == 0:
+        return
+    labels = data.labels[data.split("test_unseen")]
+    classes, counts = np.unique(labels, return_counts=True)
+    k = max(shots)
+    if counts.min() <= k:
+        c = int(classes[counts.argmin()])
+        raise ConfigError(
+            f"--shots {k}: unseen class {data.class_names[c]!r} of {data.name} has only {counts.min()} test images "
+            f"(at least {k + 1} are needed so some stay in the test set)"
+        )
 
 
 def _base_record(req: BenchmarkRequest, data, seed: int, shots: int, aligner: Aligner | None) -> dict[str, Any]:
@@ -119,9 +180,9 @@ def _base_record(req: BenchmarkRequest, data, seed: int, shots: int, aligner: Al
         record.update({
             "recipe": req.recipe,
             "device": str(aligner.device),
-            "device_name": torch.cuda.get_device_name(aligner.device) if aligner.device.type == "cuda" else platform.processor() or platform.machine(),
+            "device_name": device_name(aligner.device),
             "config_hash": config_hash({"aligner": cfg, "modalities": [m.describe() for m in aligner.modalities.values()]}),
-            "data_hashes": data.meta.get("sha256", {}),
+            "data_hashes": file_hashes(data) or {"arrays": array_hash(data)},
             "data_name": data.name,
             "warnings": list(data.meta.get("warnings", [])),
             "mmalign_version": __version__,
@@ -131,7 +192,7 @@ def _base_record(req: BenchmarkRequest, data, seed: int, shots: int, aligner: Al
 
 
 def _metrics(result: dict[str, Any]) -> dict[str, Any]:
-    keep = ("S", "U", "H", "top1", "classifier_epochs", "policy", "selected_on")
+    keep = ("S", "U", "H", "top1", "classifier_epochs", "selected_on", "selection", "classifier", "train_latents")
     return {k: result[k] for k in keep if k in result}
 
 

@@ -82,6 +82,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
     for key in ("aligner", "modalities"):
         if key not in config:
             raise CheckpointError(f"{cfg_path}: key {key!r} is missing")
+    if not isinstance(config["aligner"], dict):
+        raise CheckpointError(f"{cfg_path}: key 'aligner' must be an object, got {type(config['aligner']).__name__}")
+    if not isinstance(config["modalities"], list):
+        raise CheckpointError(f"{cfg_path}: key 'modalities' must be a list of modality entries, got {type(config['modalities']).__name__}")
     return config
 
 

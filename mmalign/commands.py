@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, MmalignError
 
 BENCHMARKS = ("cub", "sun", "awa1", "awa2", "apy", "flo", "custom")
 
@@ -50,6 +50,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     p.add_argument("--policy", choices=("fixed", "val", "test"), default="fixed",
                    help="classifier epochs: paper table (fixed), chosen on validation classes (val), or on test")
+    p.add_argument("--classifier-epochs", type=int, metavar="N",
+                   help="train the final classifier for exactly N epochs (policy 'manual'; for custom data sets)")
+    p.add_argument("--max-classifier-epochs", type=int, default=100, metavar="N",
+                   help="range searched by --policy val/test (default 100)")
+    p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
     p.add_argument("--recipe", default="cada_vae", help="recipe in registry/recipes")
     p.add_argument("--reparameterization", choices=("cada2019", "standard"), help="override the recipe's mode")
     p.add_argument("--out", default="runs/benchmark", help="folder for results.json")
@@ -65,6 +70,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--data-dir", help="where to unpack (default: $MMALIGN_DATA_DIR, then the cache)")
     d.add_argument("--url", help="override the download address")
     d.set_defaults(func=cmd_data_download)
+    d = data_sub.add_parser("convert-pickle", help="convert a numpy pickle (e.g. CUB_supporting_data.p) to "
+                            "safetensors once, loading nothing but arrays and plain containers")
+    d.add_argument("src", help="the pickle file")
+    d.add_argument("dst", help="the .safetensors file to write (atomically)")
+    d.set_defaults(func=cmd_data_convert_pickle)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -83,7 +93,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .determinism import enable_determinism
 
         enable_determinism()
-    aligner = Aligner(run.modality_specs(), overrides)
+    try:
+        aligner = Aligner(run.modality_specs(), overrides)
+    except MmalignError as exc:
+        raise type(exc)(f"{args.config}: {exc}") from None
     data = load_data(run.data)
     aligner.fit(data, progress=not args.no_progress, checkpoint_dir=args.out,
                 checkpoint_every=args.checkpoint_every, resume=args.resume)
@@ -105,7 +118,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if "run" not in cfg:
         raise ConfigError(f"{args.checkpoint}/config.json: no 'run' section (which data it was trained on); "
                           "checkpoints written by 'mmalign train' have one")
-    run = RunConfig.model_validate(cfg["run"])
+    from .runs import parse_run_config
+
+    run = parse_run_config(cfg["run"], f"{args.checkpoint}/config.json: run")
     if args.data_dir:
         run.data.data_dir = args.data_dir
     aligner = Aligner.load(args.checkpoint, device=args.device)
@@ -132,7 +147,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             raise ConfigError("'mmalign benchmark custom' needs --data-dir pointing at the data set folder (D/NAME)")
         if args.synthetic:
             raise ConfigError("--synthetic needs a named data set (cub, sun, awa1, awa2, apy, flo), not custom")
-        dataset, data_dir = args.data_dir, None
+        dataset, data_dir = str(Path(args.data_dir).resolve()), None  # a path, never a card name
     else:
         dataset, data_dir = args.dataset.upper(), args.data_dir
     if args.seeds < 1:
@@ -141,12 +156,24 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         raise ConfigError(f"--shots must be non-negative, got {args.shots}")
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    policy = args.policy
+    if args.classifier_epochs is not None:
+        if args.classifier_epochs < 1:
+            raise ConfigError(f"--classifier-epochs must be at least 1, got {args.classifier_epochs}")
+        if policy != "fixed":
+            raise ConfigError("--classifier-epochs fixes the epochs; it cannot be combined with --policy val/test")
+        policy = "manual"
+    if args.deterministic:
+        from .determinism import enable_determinism
+
+        enable_determinism()
     spec = DataSpec(dataset=dataset, data_dir=data_dir, synthetic=args.synthetic, side_info=args.side_info,
                     skip_card_check=args.skip_card_check)
     req = BenchmarkRequest(
         dataset=args.dataset if args.dataset != "custom" else Path(args.data_dir).name, data=spec,
         setting=args.setting, shots=list(args.shots), seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
-        epochs=args.epochs, device=args.device, policy=args.policy, recipe=args.recipe,
+        epochs=args.epochs, device=args.device, policy=policy, recipe=args.recipe,
+        classifier_epochs=args.classifier_epochs, max_classifier_epochs=args.max_classifier_epochs,
         reparameterization=args.reparameterization, out=Path(args.out), resume=args.resume,
         progress=not args.no_progress,
     )
@@ -155,6 +182,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print()
         print(summary_table(records))
     print(f"\nresults: {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def cmd_data_convert_pickle(args: argparse.Namespace) -> int:
+    from .safe_unpickle import convert_pickle_to_safetensors
+
+    keys = convert_pickle_to_safetensors(args.src, args.dst)
+    print(f"wrote {len(keys)} tensor(s) to {args.dst}: {', '.join(keys)}")
     return 0
 
 

@@ -6,9 +6,9 @@ builds a config from any recipe, then user overrides are applied on top.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .registry import Ramp, load_recipe
@@ -34,7 +34,7 @@ class TrainConfig(_Strict):
     epochs: PositiveInt = Field(100, description="Epochs; an epoch is ceil(N_train / batch_size) steps.")
     batch_size: PositiveInt = Field(50, description="Samples per step, drawn without replacement each step.")
     lr: PositiveFloat = Field(1.5e-4, description="Adam learning rate.")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field((0.9, 0.999), description="Adam betas.")
     eps: PositiveFloat = Field(1e-8, description="Adam epsilon.")
     amsgrad: bool = Field(True, description="AMSGrad variant of Adam.")
     weight_decay: NonNegativeFloat = Field(0.0, description="Adam weight decay.")
@@ -54,15 +54,16 @@ class AlignerConfig(_Strict):
     pair_weights: dict[str, NonNegativeFloat] = Field(
         default_factory=dict, description="Optional extra weight per term name, e.g. {'cross/att->img': 0.5}."
     )
-    seed: int = Field(0, description="Drives every random choice: init, batches, noise.")
+    seed: int = Field(0, ge=0, lt=2**63, description="Drives every random choice: init, batches, noise.")
     device: str = Field("auto", description="'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'.")
     training: TrainConfig = Field(default_factory=TrainConfig)
 
-    @model_validator(mode="after")
-    def _check_device(self) -> "AlignerConfig":
-        if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        return self
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, device: str) -> str:
+        if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+        return device
 
 
 def recipe_defaults(name: str) -> dict[str, Any]:
@@ -95,6 +96,8 @@ def make_config(config: "AlignerConfig | dict[str, Any] | None" = None, recipe: 
         return config
     overrides = dict(config or {})
     recipe = overrides.get("recipe", recipe)
+    if recipe is not None and not isinstance(recipe, str):
+        raise ConfigError(f"config: key 'recipe': expected a recipe name (string) or null, got {type(recipe).__name__}")
     base = recipe_defaults(recipe) if recipe else {"recipe": None}
     try:
         return AlignerConfig.model_validate(_merge(base, overrides))

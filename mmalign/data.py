@@ -91,6 +91,8 @@ class AlignmentData:
 
     def validate(self) -> "AlignmentData":
         """Check shapes, dtypes, index ranges and finiteness; raise :class:`DataError` if off."""
+        if not isinstance(self.class_names, (list, tuple)):
+            raise DataError(f"{self.name}: class_names must be a list of strings, got {type(self.class_names).__name__}")
         labels = np.asarray(self.labels)
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
             raise DataError(f"{self.name}: labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
@@ -105,13 +107,20 @@ class AlignmentData:
         for key, arr in self.class_features.items():
             _check_matrix(self.name, key, arr, rows=c, what="classes")
         for key, mask in self.sample_masks.items():
-            if key not in self.sample_features or np.shape(mask) != (n,):
+            try:
+                shape = np.shape(mask)
+            except ValueError:
+                shape = None
+            if key not in self.sample_features or shape != (n,):
                 raise DataError(f"{self.name}: sample mask {key!r} must be a ({n},) bool array of a per-sample feature")
         for split in REQUIRED_SPLITS:
             if split not in self.splits:
                 raise DataError(f"{self.name}: required split {split!r} is missing")
         for split, idx in self.splits.items():
-            idx = np.asarray(idx)
+            try:
+                idx = np.asarray(idx)
+            except ValueError:
+                raise DataError(f"{self.name}: split {split!r} must be a 1-D integer index array (got nested lists)") from None
             if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
                 raise DataError(f"{self.name}: split {split!r} must be a 1-D integer index array")
             if idx.size == 0:

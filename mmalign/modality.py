@@ -55,6 +55,8 @@ class Modality:
         self.name = name or self.kind
         if not self.name:
             raise ConfigError(f"{type(self).__name__} needs a name (or a class-level 'kind')")
+        if not isinstance(self.name, str) or "." in self.name:
+            raise ConfigError(f"modality name {self.name!r}: a name must be a string without '.' (it keys the networks and saved tensors)")
         try:
             self.options = self.Options(**options)
         except ValidationError as exc:

@@ -78,8 +78,9 @@ class ModalityRegistry:
             )
         return self.entries[kind]
 
-    def create(self, kind: str, name: str | None = None, **options: Any) -> "Modality":
-        return self.get(kind).factory(name=name, **options)
+    def create(self, kind: str, name: str | None = None, options: dict[str, Any] | None = None) -> "Modality":
+        """A new modality of the registered ``kind`` with the given name and options."""
+        return self.get(kind).factory(name, **(options or {}))
 
 
 def _version_of(module: ModuleType) -> str:

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .errors import ConfigError
 
@@ -28,6 +28,12 @@ class Ramp(_Strict):
     start: float
     end: float
     factor: float
+
+    @model_validator(mode="after")
+    def _check_span(self) -> "Ramp":
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be greater than start ({self.start})")
+        return self
 
 
 class RecipeModel(_Strict):

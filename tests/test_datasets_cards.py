@@ -157,3 +157,9 @@ def test_check_card_bad_file_reported_not_raised(tmp_path):
     report = check_card(tmp_path, "FLO")
     assert not report.ok
     assert any("key 'trainval_loc' missing" in e for e in report.errors)
+
+
+def test_load_dataset_path_string_named_like_a_card_is_custom(tmp_path):
+    folder, data = _synthetic_folder(tmp_path, like="CUB", n=500, name="CUB")
+    got = load_dataset(str(folder), use_cache=False)  # a path, not the card: no card check
+    assert got.name == "CUB" and got.num_samples == 500 and "card" not in got.meta

@@ -10,6 +10,15 @@ from mmalign.protocols import ClassifierHparams, predict, train_classifier, trai
 from mmalign.protocols.classifier import _IndexStream, steps_per_epoch
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: keep the reference loop off OpenMP (slow on a shared, busy CPU)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def blobs(n=1000, classes=12, dim=16, seed=0, spread=1.0):
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(classes, dim, generator=g) * 2
@@ -17,13 +26,15 @@ def blobs(n=1000, classes=12, dim=16, seed=0, spread=1.0):
     return centres[y] + spread * torch.randn(n, dim, generator=g), y
 
 
+@pytest.mark.parametrize("adam", ["fused", "single_tensor"])
 @pytest.mark.parametrize("schedule,n", [("epoch", 1000), ("epoch", 1003), ("stream", 1000), ("stream", 1024), ("stream", 1009)])
-def test_train_fast_equals_reference_bit_for_bit(schedule, n):
+def test_train_fast_equals_reference_bit_for_bit(schedule, n, adam):
     x, y = blobs(n)
     runs = []
     for impl in (train_reference, train_fast):
         per_epoch = []
         w, b = impl(x, y, 12, 4, generator=torch.Generator().manual_seed(11), schedule=schedule,
+                    hparams=ClassifierHparams(adam=adam),
                     on_epoch=lambda e, w, b: per_epoch.append((e, w.clone(), b.clone())))
         runs.append((w, b, per_epoch))
     (wr, br, hr), (wf, bf, hf) = runs
@@ -31,6 +42,23 @@ def test_train_fast_equals_reference_bit_for_bit(schedule, n):
     assert [e for e, _, _ in hr] == [e for e, _, _ in hf] == [1, 2, 3, 4]
     assert all(torch.equal(a[1], c[1]) and torch.equal(a[2], c[2]) for a, c in zip(hr, hf))
     assert torch.equal(predict(wr, br, x), predict(wf, bf, x))
+
+
+def test_train_fast_equals_reference_with_two_threads_and_odd_shapes():
+    torch.set_num_threads(2)
+    x, y = blobs(700, classes=7, dim=5)
+    a = train_reference(x, y, 7, 2, generator=torch.Generator().manual_seed(0), schedule="stream")
+    b = train_fast(x, y, 7, 2, generator=torch.Generator().manual_seed(0), schedule="stream")
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_adam_kernel_choice_is_validated():
+    from mmalign.protocols.classifier import adam_kernel
+
+    assert adam_kernel(ClassifierHparams(adam="single_tensor"), torch.device("cpu")) == "single_tensor"
+    assert adam_kernel(ClassifierHparams(), torch.device("meta")) == "single_tensor"
+    with pytest.raises(ConfigError):
+        adam_kernel(ClassifierHparams(adam="lamb"), torch.device("cpu"))
 
 
 def test_train_classifier_same_seed_same_weights_different_seed_different():
@@ -43,6 +71,7 @@ def test_train_classifier_same_seed_same_weights_different_seed_different():
 
 def test_train_fast_learns_separable_classes_and_restores_threads():
     x, y = blobs(2000, spread=0.3)
+    torch.set_num_threads(2)
     threads = torch.get_num_threads()
     w, b = train_fast(x, y, 12, 5, generator=torch.Generator().manual_seed(0))
     assert torch.get_num_threads() == threads

@@ -25,7 +25,8 @@ def load_dataset(
     """Load a benchmark by card name (``"CUB"``, ``"SUN"``, ...) or any xlsa17-layout folder.
 
     Args:
-        name: a card name (case-insensitive), or a path to a dataset folder (loaded with no card).
+        name: a card name (case-insensitive), or a dataset folder (loaded with no card): a
+            :class:`~pathlib.Path`, or a string containing a path separator (``"./CUB"``).
         data_dir: data root holding ``<NAME>/``; default ``$MMALIGN_DATA_DIR`` or the user cache.
         skip_card_check: load even if the files disagree with the card; the mismatches become
             strings in ``data.meta["warnings"]`` instead of a :class:`DataError`.
@@ -70,7 +71,8 @@ def load_class_level(
 
 
 def _card_or_none(name: str | os.PathLike) -> DatasetCard | None:
-    if isinstance(name, str) and name.upper() in {c.upper() for c in list_cards()}:
+    """The card for a bare card name; None for a path (a ``Path`` or a string with a separator)."""
+    if isinstance(name, str) and "/" not in name and os.sep not in name and name.upper() in {c.upper() for c in list_cards()}:
         return load_card(name)
     return None
 

@@ -97,8 +97,8 @@ def missing_files_message(name: str, folder: Path, missing: list[str], chosen_by
     elif set(missing) - {"sent_splits.mat"}:
         lines.append(
             'Get the public xlsa17 release of Xian et al., "Zero-Shot Learning - The Good, the Bad and the Ugly" '
-            f"(CVPR 2017 / TPAMI 2018) from {XLSA17_PAGE} (direct link {XLSA17_URL}, about 880 MB), "
-            "or call mmalign.datasets.download_xlsa17()"
+            f"(CVPR 2017 / TPAMI 2018) from {XLSA17_PAGE} (direct link {XLSA17_URL}, about 880 MB),"
+            " or run `mmalign data download xlsa17` (which resumes and verifies the download)."
         )
     if "sent_splits.mat" in missing:
         lines.append(

@@ -97,6 +97,7 @@ def read_mat(
         loaded = scipy.io.loadmat(str(path), variable_names=required + optional, squeeze_me=False)
     except Exception as exc:
         raise _unreadable(path, exc) from None
+    check_complete(path)
     missing = [k for k in required if k not in loaded]
     if missing:
         try:
@@ -109,6 +110,33 @@ def read_mat(
             f"(if the file should hold them it may be truncated: it has {path.stat().st_size} bytes)"
         )
     return {k: loaded[k] for k in required + optional if k in loaded}
+
+
+def check_complete(path: Path) -> None:
+    """Raise :class:`DataError` if a variable of the file ends beyond the end of the file."""
+    try:  # scipy's v5 reader is private API: without it, skip this extra check
+        from scipy.io.matlab._mio5 import MatFile5Reader
+    except ImportError:
+        return
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            reader = MatFile5Reader(fh)
+            reader.initialize_read()
+            reader.read_file_header()
+            while not reader.end_of_stream():
+                header, end = reader.read_var_header()
+                if end > size:
+                    name = header.name.decode("latin1") if header.name else "?"
+                    raise DataError(
+                        f"{path}: is truncated: variable {name!r} needs {end} bytes but the file has {size} "
+                        "- download it again"
+                    )
+                fh.seek(end)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
 
 
 def cell_strings(arr: np.ndarray, path: str | os.PathLike, key: str) -> list[str]:

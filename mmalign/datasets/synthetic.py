@@ -183,5 +183,8 @@ def _image_features(z: np.ndarray, labels: np.ndarray, dim: int, rng: np.random.
     per_sample = hidden.astype(np.float32)[labels]
     per_sample += np.float32(_SAMPLE_NOISE) * rng.standard_normal(per_sample.shape, dtype=np.float32)
     feats = per_sample @ w2
-    feats += np.float32(_ISO_NOISE) * rng.standard_normal(feats.shape, dtype=np.float32)
-    return np.maximum(feats, 0.0, out=feats)
+    for start in range(0, feats.shape[0], 4096):  # in blocks: bounded extra memory
+        block = feats[start:start + 4096]
+        block += np.float32(_ISO_NOISE) * rng.standard_normal(block.shape, dtype=np.float32)
+        np.maximum(block, 0.0, out=block)
+    return feats

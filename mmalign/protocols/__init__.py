@@ -2,11 +2,11 @@
 
 Entry points::
 
-    from mmalign.protocols import evaluate, validation_view, select_epochs
+    from mmalign.protocols import evaluate, validation_view
     result = evaluate(aligner, data, setting="gzsl", shots=0, seed=0)          # policy "fixed"
     view = validation_view(data, seed=0)                                      # policy "val":
-    val_aligner.fit(view, seed=0)                                             #   VAE on train classes
-    result = evaluate(aligner, data, policy="val", val_aligner=val_aligner, val_data=view, seed=0)
+    selector.fit(view, seed=0)                                                #   a VAE on train classes
+    result = evaluate(aligner, data, policy="val", selection_aligner=selector, selection_data=view, seed=0)
 """
 
 from .classifier import ClassifierHparams, predict, train_classifier, train_fast, train_reference

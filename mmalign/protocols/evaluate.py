@@ -7,14 +7,15 @@ few-shot split, the noise of the training latents, the classifier's init and shu
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from ..data import AlignmentData
 from ..errors import ConfigError
 from ..registry import load_recipe
-from .classifier import ClassifierHparams
+from .classifier import ClassifierHparams, adam_kernel
 from .latents import CHUNK
-from .policies import POLICIES, best_epoch, fixed_epochs, select_epochs
+from .policies import POLICIES, best_epoch, fixed_epochs, select_epochs, validation_view
 from .protocol import SETTINGS, build_task, device_of, run_classifier, selection_metric, synchronize
 
 
@@ -31,10 +32,11 @@ def evaluate(
     dataset_name: str | None = None,
     fast: bool = True,
     *,
-    val_aligner: Any | None = None,
-    val_data: AlignmentData | None = None,
+    selection_aligner: Any | None = None,
+    selection_data: AlignmentData | None = None,
     max_epochs: int = 100,
     recipe: str = "cada_vae",
+    adam: str = "auto",
     chunk: int = CHUNK,
 ) -> dict[str, Any]:
     """Score ``aligner`` on ``data`` with the latent-classifier protocol.
@@ -53,25 +55,31 @@ def evaluate(
         epochs: classifier epochs for ``policy="manual"``, or already chosen by
             :func:`~mmalign.protocols.select_epochs` for ``policy="val"``.
         policy: ``"fixed"`` (the released code's table for ``dataset_name``), ``"val"`` (chosen on
-            validation classes: pass ``val_aligner`` and ``val_data``, see
-            :mod:`mmalign.protocols.policies`, or ``epochs``), ``"test"`` (best epoch in
-            ``1..max_epochs`` on the test data itself; optimistic, recorded as such) or
-            ``"manual"``.
+            validation classes with ``selection_aligner``, see :mod:`mmalign.protocols.policies`),
+            ``"test"`` (best epoch in ``1..max_epochs`` on the test data itself; optimistic,
+            recorded as such) or ``"manual"`` (``epochs``).
         seed: drives the few-shot split, the latent noise and the classifier.
         dataset_name: key of the fixed-epoch table (default ``data.name``).
         fast: the fast classifier (default) or the plain reference loop; same numbers.
-        val_aligner, val_data: for ``policy="val"``: an aligner trained on ``val_data``'s
-            ``trainval`` split, ``val_data = validation_view(data, seed)``.
+        selection_aligner: for ``policy="val"``: an aligner trained on the ``trainval`` split of
+            ``selection_data`` only (``selection_aligner.fit(validation_view(data, seed))``).
+        selection_data: the validation data (default ``validation_view(data, seed)``; pass the view
+            the selection aligner was trained on if it was built with other arguments).
         max_epochs: the range searched by ``"val"`` and ``"test"``.
         recipe: the recipe holding the latent counts, classifier settings and the epoch table.
+        adam: the classifier's Adam kernel, ``"auto"`` (fused where available), ``"fused"`` or
+            ``"single_tensor"`` (see :class:`~mmalign.protocols.ClassifierHparams`).
         chunk: rows per encoder call.
 
     Returns:
         A dict: ``S``, ``U``, ``H`` (GZSL) or ``top1`` (ZSL), in percent; ``dataset``, ``setting``,
-        ``shots``, ``seed``, ``policy``, ``epochs``, ``image``, ``side``, ``num_classes``,
-        ``train_latents``, ``classifier`` (``"fast"``/``"reference"``), ``reparameterization`` (when
-        the aligner has a config), ``selection`` (``"val"``/``"test"``: metric, score, max_epochs)
-        and ``seconds`` (wall time of ``sampling``, ``classifier`` and, if run, ``selection``).
+        ``shots``, ``seed``, ``policy``, ``classifier_epochs`` (also as ``epochs``, the name of the
+        argument), ``selected_on`` (``"table"``,
+        ``"val"``, ``"test"`` or ``"given"``), ``image``, ``side``, ``num_classes``,
+        ``train_latents``, ``classifier`` (``"fast"``/``"reference"``), ``adam`` (the kernel used),
+        ``reparameterization`` (when the aligner has a config), ``selection`` (``"val"``/``"test"``:
+        metric, score, max_epochs, data) and ``seconds`` (wall time of ``sampling``, ``classifier``
+        and, if run, ``selection``).
     """
     if setting not in SETTINGS:
         raise ConfigError(f"setting must be one of {SETTINGS}, got {setting!r}")
@@ -80,9 +88,10 @@ def evaluate(
     shots = int(shots)
     dataset = dataset_name or data.name
     rec = load_recipe(recipe)
-    hparams = ClassifierHparams.from_recipe(rec)
+    hparams = replace(ClassifierHparams.from_recipe(rec), adam=adam)
     seconds: dict[str, float] = {}
     selection: dict[str, Any] | None = None
+    selected_on = {"fixed": "table", "manual": "given", "val": "val", "test": "test"}[policy]
 
     if policy == "fixed":
         if epochs is not None:
@@ -92,19 +101,21 @@ def evaluate(
         if epochs is None:
             raise ConfigError("policy='manual' needs epochs=N")
     elif policy == "val" and epochs is None:
-        if val_aligner is None or val_data is None:
+        if selection_aligner is None:
             raise ConfigError(
-                "policy='val' needs val_aligner and val_data (an aligner trained on "
-                "validation_view(data, seed)'s trainval split, and that view), or epochs chosen by select_epochs"
+                "policy='val' needs selection_aligner: an aligner trained on validation_view(data, seed) "
+                "(the train classes only), or epochs already chosen by select_epochs"
             )
-        chosen = select_epochs(val_aligner, val_data, setting, shots, max_epochs=max_epochs, seed=seed,
-                               image=image, side=side, fast=fast, recipe=recipe, chunk=chunk)
+        if selection_data is None:
+            selection_data = validation_view(data, seed=seed)
+        chosen = select_epochs(selection_aligner, selection_data, setting, shots, max_epochs=max_epochs, seed=seed,
+                               image=image, side=side, fast=fast, recipe=recipe, adam=adam, chunk=chunk)
         epochs, seconds["selection"] = chosen.epochs, chosen.seconds
         selection = {"on": "val", "metric": chosen.metric, "score": chosen.score, "max_epochs": max_epochs,
-                     "data": val_data.name}
+                     "data": selection_data.name}
     elif policy == "val":
         selection = {"on": "val", "metric": selection_metric(setting), "score": None, "max_epochs": None,
-                     "data": None}
+                     "data": "chosen by the caller"}
     if policy != "test" and (epochs is None or int(epochs) < 1):
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
 
@@ -129,9 +140,9 @@ def evaluate(
     config = getattr(aligner, "config", None)
     result: dict[str, Any] = {
         "dataset": dataset, "setting": setting, "shots": shots, "seed": int(seed), "policy": policy,
-        "epochs": int(epochs), **scores, "image": task.image, "side": task.side,
-        "num_classes": task.num_classes, "train_latents": len(task.train),
-        "classifier": "fast" if fast else "reference",
+        "classifier_epochs": int(epochs), "epochs": int(epochs), "selected_on": selected_on, **scores,
+        "image": task.image, "side": task.side, "num_classes": task.num_classes, "train_latents": len(task.train),
+        "classifier": "fast" if fast else "reference", "adam": adam_kernel(hparams, device),
     }
     if config is not None and hasattr(config, "reparameterization"):
         result["reparameterization"] = config.reparameterization

@@ -4,9 +4,10 @@
 * ``val``: chosen on validation classes, never on test data. Build :func:`validation_view` of the
   data (the xlsa17 ``train`` classes play "seen", the ``val`` classes play "unseen", a held-out part
   of the ``train`` images plays "test seen", the ``val`` images play "test unseen"; the view holds
-  no test image and no test-only class). Train a second aligner on the view's ``trainval`` split,
-  then :func:`select_epochs` runs the same protocol on the view for ``1..max_epochs`` epochs in one
-  run and returns the epoch with the best H (GZSL) or top-1 (ZSL).
+  no test image and no test-only class). Train a second aligner on the view's ``trainval`` split
+  (``selector.fit(view)``), then :func:`select_epochs` runs the same protocol on the view for
+  ``1..max_epochs`` epochs in one run and returns the epoch with the best H (GZSL) or top-1 (ZSL).
+  ``evaluate(..., policy="val", selection_aligner=selector)`` does this for you.
 * ``test``: the same selection on the test split itself. Optimistic; only when asked for.
 * ``manual``: an epoch count given by the caller.
 """
@@ -14,7 +15,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -117,24 +118,25 @@ def best_epoch(history: list[dict[str, float]], metric: str) -> int:
 
 
 def select_epochs(
-    val_aligner: Any, val_data: AlignmentData, setting: str = "gzsl", shots: int = 0, *, max_epochs: int = 100,
+    selection_aligner: Any, selection_data: AlignmentData, setting: str = "gzsl", shots: int = 0, *, max_epochs: int = 100,
     seed: int = 0, image: str = "img", side: str = "att", fast: bool = True, recipe: str = "cada_vae",
-    chunk: int = CHUNK,
+    adam: str = "auto", chunk: int = CHUNK,
 ) -> EpochSelection:
     """Policy ``val``: the epoch count in ``1..max_epochs`` with the best validation H (GZSL) or
     top-1 (ZSL).
 
-    ``val_data`` is :func:`validation_view` of the data and ``val_aligner`` an aligner trained on
-    ``val_data``'s ``trainval`` split only (``aligner.fit(val_data)``). The protocol (few-shot split
+    ``selection_data`` is :func:`validation_view` of the data and ``selection_aligner`` an aligner trained on
+    ``selection_data``'s ``trainval`` split only (``aligner.fit(selection_data)``). The protocol (few-shot split
     of the ``val`` images, latent sampling, classifier) is the test protocol with the same seed.
     """
     if max_epochs < 1:
         raise ConfigError(f"max_epochs must be >= 1, got {max_epochs}")
     start = time.perf_counter()
     rec = load_recipe(recipe)
-    task = build_task(val_aligner, val_data, setting, shots, seed, recipe=rec, image=image, side=side, chunk=chunk)
-    run = run_classifier(task, max_epochs, seed, hparams=ClassifierHparams.from_recipe(rec), fast=fast, track=True)
+    task = build_task(selection_aligner, selection_data, setting, shots, seed, recipe=rec, image=image, side=side, chunk=chunk)
+    hparams = replace(ClassifierHparams.from_recipe(rec), adam=adam)
+    run = run_classifier(task, max_epochs, seed, hparams=hparams, fast=fast, track=True)
     metric = selection_metric(setting)
     epochs = best_epoch(run.history, metric)
-    synchronize(device_of(val_aligner))
+    synchronize(device_of(selection_aligner))
     return EpochSelection(epochs, metric, run.history[epochs - 1][metric], run.history, time.perf_counter() - start)

@@ -81,7 +81,9 @@ def build_task(
     key = latents_key(setting, shots)
     counts = tuple(recipe.classifier.latents[key])
     if setting == "zsl" and (counts[0] or counts[1]):
-        raise ConfigError(f"recipe latents[{key!r}] = {counts} asks for seen-class latents, but ZSL trains on unseen classes only")
+        raise ConfigError(
+            f"recipe latents[{key!r}] = {counts} asks for seen-class latents, but ZSL trains on unseen classes only"
+        )
     split = fewshot_split(data, shots, seed)
     image_rows = modality_rows(aligner, image, data)
     side_rows = modality_rows(aligner, side, data)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from ..atomic import write_atomic
 
 CACHE_FORMAT = "mmalign-text-embeddings-v1"
 TENSOR_NAME = "embeddings"
@@ -82,23 +83,14 @@ class EmbeddingCache:
         return array
 
     def save(self, key: str, embeddings: np.ndarray) -> Path:
-        """Write ``embeddings`` under ``key`` atomically (temp file in the same dir + os.replace)."""
+        """Write ``embeddings`` under ``key`` atomically (temp file in the same folder, then os.replace)."""
         from safetensors.numpy import save_file
 
         array = np.ascontiguousarray(embeddings, dtype=np.float32)
         if array.ndim != 2:
             raise ValueError(f"embeddings must be 2-D (rows, dim), got shape {array.shape}")
-        self.directory.mkdir(parents=True, exist_ok=True)
         meta = {"format": CACHE_FORMAT, "key": key, "rows": str(array.shape[0]), "dim": str(array.shape[1])}
-        handle, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=self.directory)
-        os.close(handle)
-        try:
-            save_file({TENSOR_NAME: array}, tmp, metadata=meta)
-            os.replace(tmp, self.path(key))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return self.path(key)
+        return write_atomic(self.path(key), lambda tmp: save_file({TENSOR_NAME: array}, tmp, metadata=meta))
 
 
 def _check(meta: dict, names: set, array: np.ndarray | None, key: str, rows: int) -> str | None:

@@ -1,0 +1,622 @@
+"""Generator of the malformed-input corpus (issue: hardening).
+
+Every case starts from something valid (a small data set written with
+:func:`mmalign.datasets.synthetic.write_xlsa17_layout`, a run config, or a checkpoint written by
+``mmalign train``), corrupts exactly one thing, and says which ``mmalign`` command line must refuse
+it and what the one-line error has to name: the file, the key and what was expected (``expect``
+holds regular expressions, matched case-insensitively against the message).
+
+``kind``:
+
+* ``data``: ``mmalign benchmark custom --data-dir <folder> --epochs 1 --out <out>``
+* ``config``: ``mmalign train <config> --out <out>``, and bad options of ``eval``/``benchmark``
+  (``--shots`` beyond a class's images, negative shots, a corrupt ``results.json`` in ``--out``)
+* ``checkpoint``: ``mmalign eval <checkpoint>`` (or ``train --resume`` for a training state)
+* ``accepted``: valid input that must load (float64 features).
+
+Every case's ``--out`` folder (or checkpoint folder) is filled beforehand with a ``results.json``;
+the test checks it is byte-identical afterwards.
+
+Used by ``tests/test_hardening_corpus.py``; ``python tests/malformed.py DIR`` writes the whole
+corpus to ``DIR`` (one sub-folder per case, each with ``argv.json``) for manual inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.io
+
+import mmalign
+from mmalign.datasets.matfile import write_mat
+from mmalign.datasets.synthetic import write_xlsa17_layout
+
+# A small valid data set: 12 classes (8 seen, 4 unseen), 10 images each, 16-d features, 6-d attributes.
+CLASSES, UNSEEN, PER_CLASS, FEAT_DIM, ATT_DIM = 12, 4, 10, 16, 6
+N = CLASSES * PER_CLASS
+TINY_ALIGNER = {"latent_size": 4, "training": {"epochs": 1, "batch_size": 16}}
+MODALITIES = [
+    {"kind": "image_features", "name": "img", "hidden": [16, 16]},
+    {"kind": "attributes", "name": "att", "hidden": [8, 8]},
+]
+PRIOR_RESULTS = [{"dataset": "EARLIER", "setting": "gzsl", "shots": 0, "seed": 0, "S": 1.0, "U": 2.0, "H": 1.3}]
+
+
+def small_data(seed: int = 0, per_class: int = PER_CLASS, feat_dim: int = FEAT_DIM) -> mmalign.AlignmentData:
+    """A valid AlignmentData; features are a noisy non-negative map of the class attributes."""
+    rng = np.random.default_rng(seed)
+    att = rng.random((CLASSES, ATT_DIM)).astype(np.float32)
+    labels = np.repeat(np.arange(CLASSES), per_class)
+    mix = rng.normal(size=(ATT_DIM, feat_dim))
+    feats = (np.maximum(att[labels] @ mix, 0) + 0.05 * rng.random((labels.size, feat_dim))).astype(np.float32)
+    seen = labels < CLASSES - UNSEEN
+    seen_idx = np.flatnonzero(seen)
+    test_seen = seen_idx[::5]
+    return mmalign.AlignmentData(
+        labels=labels, class_names=[f"class{i:02d}" for i in range(CLASSES)],
+        sample_features={"features": feats}, class_features={"attributes": att},
+        splits={"trainval": np.setdiff1d(seen_idx, test_seen), "test_seen": test_seen,
+                "test_unseen": np.flatnonzero(~seen)},
+        name="toy",
+    )
+
+
+def write_dataset(root: Path, name: str = "toy", data: mmalign.AlignmentData | None = None) -> Path:
+    return write_xlsa17_layout(data or small_data(), root, name)
+
+
+def run_config(dataset: Path, **aligner) -> dict:
+    return {"data": {"dataset": str(dataset)}, "aligner": {**TINY_ALIGNER, **aligner}, "modalities": MODALITIES}
+
+
+def write_toml(path: Path, cfg: dict) -> Path:
+    """A minimal TOML writer for run configs (tables, arrays of tables, scalars, lists)."""
+
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        raise TypeError(type(v))
+
+    lines = []
+    for section, body in cfg.items():
+        if isinstance(body, list):
+            for entry in body:
+                lines.append(f"[[{section}]]")
+                lines += [f"{k} = {value(v)}" for k, v in entry.items()]
+        else:
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {value(v)}" for k, v in body.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- .mat editing ----------------------------------------------------------------------------------
+
+def mat_load(path: Path) -> dict:
+    return {k: v for k, v in scipy.io.loadmat(str(path)).items() if not k.startswith("__")}
+
+
+def mat_edit(path: Path, **changes) -> None:
+    """Rewrite a .mat file with keys replaced (a value of None deletes the key)."""
+    arrays = mat_load(path)
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key, None)
+        else:
+            arrays[key] = value
+    write_mat(path, arrays)
+
+
+def loc(indices) -> np.ndarray:
+    """0-based indices -> a 1-based n x 1 column, as xlsa17 stores them."""
+    return (np.asarray(indices, dtype=np.float64) + 1).reshape(-1, 1)
+
+
+# -- the cases -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    kind: str  # data | config | checkpoint | accepted
+    build: Callable[["Workspace"], list[str]]  # writes the input, returns the CLI argv
+    expect: tuple[str, ...] = ()  # regexes the error line must match (file, key, what was expected)
+
+
+@dataclass
+class Workspace:
+    """Where one case is built: ``root`` (empty), a valid ``checkpoint`` to copy (checkpoint cases)."""
+
+    root: Path
+    checkpoint: Path | None = None
+    guarded: list[Path] = field(default_factory=list)  # folders that must be byte-identical afterwards
+
+    def out(self) -> Path:
+        out = self.root / "out"
+        out.mkdir(exist_ok=True)
+        (out / "results.json").write_text(json.dumps(PRIOR_RESULTS, indent=2) + "\n")
+        self.guarded.append(out)
+        return out
+
+    def data(self) -> Path:
+        return write_dataset(self.root / "data")
+
+    def ckpt(self) -> Path:
+        assert self.checkpoint is not None, "checkpoint cases need a valid checkpoint to copy"
+        dst = self.root / "ckpt"
+        shutil.copytree(self.checkpoint, dst)
+        (dst / "results.json").write_text(json.dumps(PRIOR_RESULTS, indent=2) + "\n")
+        self.guarded.append(dst)
+        return dst
+
+
+def benchmark_argv(folder: Path, out: Path, *extra: str) -> list[str]:
+    return ["benchmark", "custom", "--data-dir", str(folder), "--epochs", "1", "--out", str(out),
+            "--no-progress", *extra]
+
+
+def _data(mutate: Callable[[Path], None]) -> Callable[[Workspace], list[str]]:
+    def build(ws: Workspace) -> list[str]:
+        folder = ws.data()
+        mutate(folder)
+        return benchmark_argv(folder, ws.out())
+
+    return build
+
+
+def _truncate(name: str, keep: float | int) -> Callable[[Path], None]:
+    def mutate(folder: Path) -> None:
+        blob = (folder / name).read_bytes()
+        n = keep if isinstance(keep, int) else int(len(blob) * keep)
+        (folder / name).write_bytes(blob[:n])
+
+    return mutate
+
+
+def _replace_bytes(name: str, blob: bytes) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).write_bytes(blob)
+
+
+def _v73(folder: Path) -> None:
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
+    blob = header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02IM"
+    (folder / "res101.mat").write_bytes(blob.ljust(512, b"\x00") + b"\x89HDF\r\n\x1a\n" + b"\x00" * 256)
+
+
+def _res(**changes) -> Callable[[Path], None]:
+    return lambda folder: mat_edit(folder / "res101.mat", **changes)
+
+
+def _att(**changes) -> Callable[[Path], None]:
+    return lambda folder: mat_edit(folder / "att_splits.mat", **changes)
+
+
+def _features_nxd(folder: Path) -> None:
+    raw = mat_load(folder / "res101.mat")
+    mat_edit(folder / "res101.mat", features=np.ascontiguousarray(raw["features"].T))
+
+
+def _att_cxd(folder: Path) -> None:
+    raw = mat_load(folder / "att_splits.mat")
+    mat_edit(folder / "att_splits.mat", att=np.ascontiguousarray(raw["att"].T))
+
+
+def _att_drop_class(folder: Path) -> None:
+    raw = mat_load(folder / "att_splits.mat")
+    mat_edit(folder / "att_splits.mat", att=raw["att"][:, :-1], original_att=raw["original_att"][:, :-1])
+
+
+def _labels_drop_one(folder: Path) -> None:
+    raw = mat_load(folder / "res101.mat")
+    mat_edit(folder / "res101.mat", labels=raw["labels"][:-1], image_files=raw["image_files"][:-1])
+
+
+def _labels_zero_based(folder: Path) -> None:
+    raw = mat_load(folder / "res101.mat")
+    mat_edit(folder / "res101.mat", labels=raw["labels"] - 1)
+
+
+def _labels_out_of_range(folder: Path) -> None:
+    raw = mat_load(folder / "res101.mat")
+    labels = raw["labels"].copy()
+    labels[-1, 0] = CLASSES + 5
+    mat_edit(folder / "res101.mat", labels=labels)
+
+
+def _split_out_of_range(folder: Path) -> None:
+    d = small_data()
+    mat_edit(folder / "att_splits.mat", test_unseen_loc=loc(np.append(d.splits["test_unseen"], N + 40)))
+
+
+def _split_overlap(folder: Path) -> None:
+    d = small_data()
+    mat_edit(folder / "att_splits.mat", test_seen_loc=loc(np.append(d.splits["test_seen"], d.splits["trainval"][0])))
+
+
+def _split_empty(folder: Path) -> None:
+    mat_edit(folder / "att_splits.mat", test_seen_loc=np.zeros((0, 1)))
+
+
+def _split_duplicate(folder: Path) -> None:
+    d = small_data()
+    mat_edit(folder / "att_splits.mat", trainval_loc=loc(np.append(d.splits["trainval"], d.splits["trainval"][3])))
+
+
+def _split_fraction(folder: Path) -> None:
+    d = small_data()
+    bad = loc(d.splits["test_seen"])
+    bad[0, 0] += 0.5
+    mat_edit(folder / "att_splits.mat", test_seen_loc=bad)
+
+
+def _split_zero_based(folder: Path) -> None:
+    d = small_data()
+    mat_edit(folder / "att_splits.mat", trainval_loc=np.asarray(d.splits["trainval"], dtype=np.float64).reshape(-1, 1))
+
+
+def _class_without_images(folder: Path) -> None:
+    raw = mat_load(folder / "res101.mat")
+    labels = raw["labels"].copy()
+    labels[labels == CLASSES] = CLASSES - 1  # last (unseen) class loses its images to its neighbour
+    mat_edit(folder / "res101.mat", labels=labels)
+
+
+def _unseen_class_in_trainval(folder: Path) -> None:
+    d = small_data()
+    unseen_img = d.splits["test_unseen"][0]
+    mat_edit(folder / "att_splits.mat",
+             trainval_loc=loc(np.append(d.splits["trainval"], unseen_img)),
+             test_unseen_loc=loc(d.splits["test_unseen"][1:]))
+
+
+def _features_nan(folder: Path) -> None:
+    raw = mat_load(folder / "res101.mat")
+    feats = raw["features"].copy()
+    feats[3, 7] = np.nan
+    mat_edit(folder / "res101.mat", features=feats)
+
+
+def _att_inf(folder: Path) -> None:
+    raw = mat_load(folder / "att_splits.mat")
+    att = raw["att"].copy()
+    att[1, 2] = np.inf
+    mat_edit(folder / "att_splits.mat", att=att)
+
+
+def _features_text(folder: Path) -> None:
+    mat_edit(folder / "res101.mat", features=np.array(["not numbers"]))
+
+
+def _labels_matrix(folder: Path) -> None:
+    raw = mat_load(folder / "res101.mat")
+    mat_edit(folder / "res101.mat", labels=raw["labels"].reshape(2, -1))
+
+
+def _sentences_wrong_classes(folder: Path) -> None:
+    raw = mat_load(folder / "att_splits.mat")
+    write_mat(folder / "sent_splits.mat", {"att": np.ones((5, CLASSES - 2)),
+                                           **{k: v for k, v in raw.items() if k.endswith("_loc")}})
+
+
+def _remove(name: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).unlink()
+
+
+def _features_float64(folder: Path) -> None:
+    raw = mat_load(folder / "res101.mat")
+    mat_edit(folder / "res101.mat", features=raw["features"].astype(np.float64))
+
+
+
+
+# config cases ------------------------------------------------------------------------------------
+
+
+
+def _config(edit: Callable[[dict], dict | str], suffix: str = ".toml") -> Callable[[Workspace], list[str]]:
+    def build(ws: Workspace) -> list[str]:
+        cfg = edit(run_config(ws.data()))
+        path = ws.root / f"run{suffix}"
+        if isinstance(cfg, str):
+            path.write_text(cfg)
+        elif suffix == ".json":
+            path.write_text(json.dumps(cfg))
+        else:
+            write_toml(path, cfg)
+        return ["train", str(path), "--out", str(ws.out()), "--no-progress"]
+
+    return build
+
+
+def _set(cfg: dict, section: str, **values) -> dict:
+    cfg[section] = {**cfg[section], **values}
+    return cfg
+
+
+def _modality(cfg: dict, i: int, **values) -> dict:
+    cfg["modalities"] = [dict(m) for m in cfg["modalities"]]
+    cfg["modalities"][i].update(values)
+    return cfg
+
+
+def _eval_shots(ws: Workspace) -> list[str]:
+    return ["eval", str(ws.ckpt()), "--shots", str(PER_CLASS), "--policy", "test"]
+
+
+def _results_corrupt(ws: Workspace) -> list[str]:
+    out = ws.out()
+    (out / "results.json").write_text('[{"dataset": "CUB", "S": 1.0},\n{"dataset": "CU')  # a copy cut short
+    return benchmark_argv(ws.data(), out)
+
+
+# checkpoint cases --------------------------------------------------------------------------------
+
+def _ckpt(mutate: Callable[[Path], None], command: str = "eval") -> Callable[[Workspace], list[str]]:
+    def build(ws: Workspace) -> list[str]:
+        ckpt = ws.ckpt()
+        mutate(ckpt)
+        if command == "eval":  # --policy test: custom data have no fixed classifier-epoch table
+            return ["eval", str(ckpt), "--policy", "test"]
+        run = json.loads((ckpt / "config.json").read_text())["run"]
+        if command == "resume-other":  # a different run resuming into this folder
+            run["aligner"]["latent_size"] = run["aligner"]["latent_size"] + 1
+        cfg = ws.root / "run.json"
+        cfg.write_text(json.dumps(run))
+        return ["train", str(cfg), "--out", str(ckpt), "--resume", "--checkpoint-every", "1", "--no-progress"]
+
+    return build
+
+
+def _edit_config(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def mutate(ckpt: Path) -> None:
+        cfg = json.loads((ckpt / "config.json").read_text())
+        change(cfg)
+        (ckpt / "config.json").write_text(json.dumps(cfg, indent=2))
+
+    return mutate
+
+
+def _edit_tensors(name: str, change: Callable[[dict], None], metadata: Callable[[dict], None] | None = None):
+    def mutate(ckpt: Path) -> None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file, save_file
+
+        path = ckpt / name
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+        change(tensors)
+        if metadata is not None:
+            metadata(meta)
+        save_file(tensors, str(path), metadata=meta or None)
+
+    return mutate
+
+
+def _drop_first(tensors: dict) -> None:
+    tensors.pop(sorted(tensors)[0])
+
+
+def _add_extra(tensors: dict) -> None:
+    import torch
+
+    tensors["encoders.img.extra.weight"] = torch.zeros(3, 3)
+
+
+def _reshape_first(tensors: dict) -> None:
+    import torch
+
+    key = sorted(k for k in tensors if k.endswith("weight"))[0]
+    tensors[key] = torch.zeros(tensors[key].shape[0] + 1, *tensors[key].shape[1:])
+
+
+def _norm_wrong_shape(tensors: dict) -> None:
+    import torch
+
+    for key in list(tensors):
+        tensors[key] = torch.zeros(tensors[key].numel() + 3)
+
+
+def _unknown_plugin(cfg: dict) -> None:
+    cfg["modalities"][0].update(kind="audio_embedding", plugin="mmalign-audio", plugin_version="0.3.0")
+
+
+def _state_version(meta: dict) -> None:
+    meta["state_version"] = "99"
+
+
+def _garbage(name: str, blob: bytes = b"\x00garbage, not safetensors" * 7) -> Callable[[Path], None]:
+    return lambda ckpt: (ckpt / name).write_bytes(blob)
+
+
+CASES: list[Case] = [
+    # --- .mat files: unreadable ---------------------------------------------------------------
+    Case("mat_truncated_in_features", "data", _data(_truncate("res101.mat", 0.3)), (r"res101\.mat", r"truncated|corrupt")),
+    Case("mat_truncated_after_used_keys", "data", _data(_truncate("res101.mat", 0.55)), (r"res101\.mat", r"truncated")),
+    Case("mat_truncated_header", "data", _data(_truncate("att_splits.mat", 60)), (r"att_splits\.mat", r"truncated")),
+    Case("mat_empty", "data", _data(_replace_bytes("res101.mat", b"")), (r"res101\.mat", r"empty", r"MATLAB")),
+    Case("mat_not_matlab_html", "data",
+         _data(_replace_bytes("att_splits.mat", b"<!DOCTYPE html><html><body>Sign in to download</body></html>\n" * 4)),
+         (r"att_splits\.mat", r"not a MATLAB", r"expected 'MATLAB 5\.0")),
+    Case("mat_v73_hdf5", "data", _data(_v73), (r"res101\.mat", r"v7\.3", r"HDF5", r"-v7")),
+    Case("mat_missing_file", "data", _data(_remove("att_splits.mat")), (r"att_splits\.mat", r"missing")),
+    # --- .mat files: keys ---------------------------------------------------------------------
+    Case("res101_missing_labels", "data", _data(_res(labels=None)), (r"res101\.mat", r"'?labels'?", r"missing")),
+    Case("att_missing_test_unseen_loc", "data", _data(_att(test_unseen_loc=None)),
+         (r"att_splits\.mat", r"test_unseen_loc", r"missing")),
+    Case("features_text", "data", _data(_features_text), (r"res101\.mat", r"'features'", r"numeric")),
+    # --- shapes and dimensions ------------------------------------------------------------------
+    Case("features_n_x_d", "data", _data(_features_nxd), (r"res101\.mat", r"'features'", r"D x N", r"transposed")),
+    Case("att_classes_x_dim", "data", _data(_att_cxd), (r"att_splits\.mat", r"'att'", r"transposed", r"dim x")),
+    Case("att_one_class_short", "data", _data(_att_drop_class), (r"att_splits\.mat", r"'att'", rf"\(dim, {CLASSES}\)")),
+    Case("labels_vs_features_count", "data", _data(_labels_drop_one), (r"res101\.mat", r"'features'", rf"D x {N - 1}")),
+    Case("labels_matrix", "data", _data(_labels_matrix), (r"res101\.mat", r"'labels'", r"n x 1")),
+    Case("sentences_class_count", "data", _data(_sentences_wrong_classes),
+         (r"sent_splits\.mat", r"'att'", rf"\(dim, {CLASSES}\)")),
+    # --- labels and splits ----------------------------------------------------------------------
+    Case("labels_zero_based", "data", _data(_labels_zero_based), (r"res101\.mat", r"'labels'", r"0-based", r"1-based")),
+    Case("labels_out_of_range", "data", _data(_labels_out_of_range),
+         (r"res101\.mat", r"'labels'", rf"1\.\.{CLASSES}")),
+    Case("split_index_out_of_range", "data", _data(_split_out_of_range),
+         (r"att_splits\.mat", r"test_unseen_loc", rf"1\.\.{N}")),
+    Case("split_zero_based", "data", _data(_split_zero_based), (r"att_splits\.mat", r"trainval_loc", r"1-based")),
+    Case("split_fractional_index", "data", _data(_split_fraction),
+         (r"att_splits\.mat", r"test_seen_loc", r"whole numbers")),
+    Case("split_duplicate_index", "data", _data(_split_duplicate),
+         (r"att_splits\.mat", r"trainval_loc", r"more than once")),
+    Case("splits_overlap", "data", _data(_split_overlap),
+         (r"att_splits\.mat", r"trainval_loc", r"test_seen_loc", r"disjoint")),
+    Case("split_empty", "data", _data(_split_empty), (r"att_splits\.mat", r"test_seen_loc", r"non-empty")),
+    Case("class_without_images", "data", _data(_class_without_images),
+         (r"res101\.mat", r"'labels'", r"no images", rf"{CLASSES} \(class{CLASSES - 1:02d}\)")),
+    Case("unseen_class_in_trainval", "data", _data(_unseen_class_in_trainval),
+         (r"att_splits\.mat", r"test_unseen_loc", r"trainval_loc", r"no training images")),
+    # --- values ---------------------------------------------------------------------------------
+    Case("features_nan", "data", _data(_features_nan), (r"res101\.mat", r"'features'", r"NaN/Inf", r"image 7")),
+    Case("att_inf", "data", _data(_att_inf), (r"att_splits\.mat", r"'att'", r"NaN/Inf", r"class 2")),
+    # --- accepted: float64 features load as float32 --------------------------------------------
+    Case("features_float64_accepted", "accepted", _data(_features_float64)),
+    # --- run configs (mmalign train) ------------------------------------------------------------
+    Case("config_not_toml", "config", _config(lambda c: "[data\ndataset = \n"), (r"run\.toml", r"cannot parse")),
+    Case("config_top_level_list", "config", _config(lambda c: [c], ".json"), (r"run\.json", r"top level", r"object")),
+    Case("config_unknown_section", "config", _config(lambda c: {**c, "optimiser": {"lr": 0.1}}),
+         (r"run\.toml", r"'optimiser'", r"unknown key")),
+    Case("config_unknown_data_key", "config", _config(lambda c: _set(c, "data", data_dri="/tmp")),
+         (r"run\.toml", r"'data\.data_dri'", r"unknown key")),
+    Case("config_wrong_literal", "config", _config(lambda c: _set(c, "data", side_info="smells")),
+         (r"run\.toml", r"'data\.side_info'", r"'attributes' or 'sentences'")),
+    Case("config_unknown_training_key", "config",
+         _config(lambda c: _set(c, "aligner", training={"epoch": 3, "batch_size": 16})),
+         (r"run\.toml", r"'training\.epoch'", r"unknown key")),
+    Case("config_wrong_type", "config", _config(lambda c: _set(c, "aligner", training={"epochs": 1, "batch_size": "fifty"})),
+         (r"run\.toml", r"'training\.batch_size'", r"integer")),
+    Case("config_negative_latent", "config", _config(lambda c: _set(c, "aligner", latent_size=-8)),
+         (r"run\.toml", r"'latent_size'", r"greater than 0")),
+    Case("config_zero_epochs", "config", _config(lambda c: _set(c, "aligner", training={"epochs": 0})),
+         (r"run\.toml", r"'training\.epochs'", r"greater than 0")),
+    Case("config_negative_hidden", "config", _config(lambda c: _modality(c, 0, hidden=[-1, 16])),
+         (r"run\.toml", r"'img'", r"'hidden\.0'", r"greater than 0")),
+    Case("config_unknown_modality_option", "config", _config(lambda c: _modality(c, 1, hiden=[8, 8])),
+         (r"run\.toml", r"'att'", r"'hiden'", r"unknown key")),
+    Case("config_unknown_modality_kind", "config", _config(lambda c: _modality(c, 0, kind="audio_embedding")),
+         (r"run\.toml", r"'audio_embedding'", r"registered keys")),
+    Case("config_bad_device", "config", _config(lambda c: _set(c, "aligner", device="tpu")),
+         (r"run\.toml", r"'device'", r"auto, cpu, cuda")),
+    Case("config_modality_options_not_table", "config", _config(lambda c: _modality(c, 0, options=5)),
+         (r"run\.toml", r"'options'", r"table")),
+    Case("config_modality_name_with_dot", "config", _config(lambda c: _modality(c, 0, name="img.v2")),
+         (r"run\.toml", r"'img\.v2'", r"name")),
+    Case("config_warmup_zero_length", "config",
+         _config(lambda c: _set(c, "aligner", training={"epochs": 1, "warmup": {"beta": {"start": 0, "end": 0, "factor": 1}}})),
+         (r"run\.toml", r"'training\.warmup\.beta'", r"end")),
+    Case("config_betas_out_of_range", "config",
+         _config(lambda c: _set(c, "aligner", training={"epochs": 1, "betas": [1.5, 0.999]})),
+         (r"run\.toml", r"'training\.betas", r"less than 1")),
+    Case("config_seed_too_large", "config", _config(lambda c: _set(c, "aligner", seed=2**70)),
+         (r"run\.toml", r"'seed'", r"less than")),
+    Case("config_dataset_missing", "config",
+         _config(lambda c: _set(c, "data", dataset=str(Path(c["data"]["dataset"]).parent / "nowhere"))),
+         (r"nowhere", r"not a card name", r"not a folder")),
+    Case("shots_exceed_class_images", "config", _eval_shots,
+         (rf"{PER_CLASS}-shot", r"class 8", rf"only {PER_CLASS} images", rf"at least {PER_CLASS + 1}")),
+    Case("results_json_corrupt", "config", _results_corrupt, (r"results\.json", r"not a valid results file")),
+    Case("benchmark_negative_shots", "config", lambda ws: benchmark_argv(ws.data(), ws.out(), "--shots", "-1"),
+         (r"--shots", r"non-negative")),
+    # --- checkpoints (mmalign eval / train --resume) ----------------------------------------------
+    Case("ckpt_not_a_folder", "checkpoint", lambda ws: ["eval", str(ws.out() / "results.json")],
+         (r"results\.json", r"not a checkpoint directory", r"config\.json")),
+    Case("ckpt_missing_config", "checkpoint", _ckpt(lambda p: (p / "config.json").unlink()),
+         (r"config\.json", r"missing", r"incomplete")),
+    Case("ckpt_missing_model", "checkpoint", _ckpt(lambda p: (p / "model.safetensors").unlink()),
+         (r"model\.safetensors", r"missing", r"incomplete")),
+    Case("ckpt_missing_normalisers", "checkpoint", _ckpt(lambda p: (p / "normalisers.safetensors").unlink()),
+         (r"normalisers\.safetensors", r"missing")),
+    Case("ckpt_config_not_json", "checkpoint", _ckpt(_garbage("config.json", b"{'format_version': 1,")),
+         (r"config\.json", r"not valid JSON")),
+    Case("ckpt_newer_format", "checkpoint", _ckpt(_edit_config(lambda c: c.update(format_version=99))),
+         (r"config\.json", r"format_version 99", r"newer", r"upgrade")),
+    Case("ckpt_no_run_section", "checkpoint", _ckpt(_edit_config(lambda c: c.pop("run"))),
+         (r"config\.json", r"'run'", r"mmalign train")),
+    Case("ckpt_run_section_invalid", "checkpoint",
+         _ckpt(_edit_config(lambda c: c["run"]["data"].update(datset="CUB"))),
+         (r"config\.json", r"run\b.*'(run\.)?data\.datset'", r"unknown key")),
+    Case("ckpt_modalities_not_list", "checkpoint", _ckpt(_edit_config(lambda c: c.update(modalities=5))),
+         (r"config\.json", r"'modalities'", r"list")),
+    Case("ckpt_aligner_not_object", "checkpoint", _ckpt(_edit_config(lambda c: c.update(aligner=[1, 2]))),
+         (r"config\.json", r"'aligner'", r"object")),
+    Case("ckpt_plugin_not_installed", "checkpoint", _ckpt(_edit_config(_unknown_plugin)),
+         (r"ckpt", r"'audio_embedding'", r"mmalign-audio", r"no installed plugin")),
+    Case("ckpt_model_truncated", "checkpoint", _ckpt(_truncate("model.safetensors", 0.5)),
+         (r"model\.safetensors", r"not a readable safetensors")),
+    Case("ckpt_tensor_missing", "checkpoint", _ckpt(_edit_tensors("model.safetensors", _drop_first)),
+         (r"model\.safetensors", r"missing \['")),
+    Case("ckpt_tensor_extra", "checkpoint", _ckpt(_edit_tensors("model.safetensors", _add_extra)),
+         (r"model\.safetensors", r"unexpected \['encoders\.img\.extra\.weight'\]")),
+    Case("ckpt_tensor_wrong_shape", "checkpoint", _ckpt(_edit_tensors("model.safetensors", _reshape_first)),
+         (r"model\.safetensors", r"has shape", r"expected")),
+    Case("ckpt_normaliser_wrong_shape", "checkpoint", _ckpt(_edit_tensors("normalisers.safetensors", _norm_wrong_shape)),
+         (r"normalisers\.safetensors", r"'img\.(min|scale)'", r"shape")),
+    Case("state_newer_version", "checkpoint",
+         _ckpt(_edit_tensors("training_state.safetensors", lambda t: None, _state_version), command="resume"),
+         (r"training_state\.safetensors", r"state_version 99", r"newer")),
+    Case("state_garbage", "checkpoint", _ckpt(_garbage("training_state.safetensors"), command="resume"),
+         (r"training_state\.safetensors", r"not a readable safetensors")),
+    Case("state_other_config", "checkpoint", _ckpt(lambda p: None, command="resume-other"),
+         (r"training_state\.safetensors", r"different config", r"--resume")),
+    Case("state_tensor_missing", "checkpoint",
+         _ckpt(_edit_tensors("training_state.safetensors", lambda t: t.pop("rng.generator")), command="resume"),
+         (r"training_state\.safetensors", r"'rng\.generator'", r"missing")),
+]
+
+CASE_IDS = [c.id for c in CASES]
+assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"
+
+
+def case(case_id: str) -> Case:
+    return next(c for c in CASES if c.id == case_id)
+
+
+def make_checkpoint(root: Path) -> Path:
+    """A valid checkpoint (1 epoch, tiny networks) with a ``run`` section and a training state."""
+    from mmalign.cli import main
+
+    folder = write_dataset(root / "data")
+    cfg = write_toml(root / "run.toml", run_config(folder))
+    ckpt = root / "ckpt"
+    code = main(["train", str(cfg), "--out", str(ckpt), "--checkpoint-every", "1", "--no-progress"])
+    assert code == 0, f"could not build the base checkpoint (exit {code})"
+    return ckpt
+
+
+def generate(root: str | Path, cases: list[Case] | None = None, base: Path | None = None) -> dict[str, list[str]]:
+    """Write every case under ``root/<id>/``; returns id -> argv (also saved as ``argv.json``).
+
+    ``base``: a valid checkpoint from :func:`make_checkpoint` (made under ``root/_base`` if None).
+    """
+    root = Path(root)
+    base = base or make_checkpoint(root / "_base")
+    out: dict[str, list[str]] = {}
+    for c in cases or CASES:
+        ws = Workspace(root / c.id, checkpoint=base)
+        ws.root.mkdir(parents=True)
+        out[c.id] = c.build(ws)
+        (ws.root / "argv.json").write_text(json.dumps(out[c.id]))
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    argvs = generate(sys.argv[1])
+    print(f"{len(argvs)} cases written to {sys.argv[1]}")
