@@ -56,8 +56,14 @@ import torch
 import mmalign
 from mmalign.training import EpochLog, TrainingTensors, train, weights_at
 
-ALL_PATHS = ("eager", "fast", "fast-bf16", "fast-compile", "seeds")
+#: "eager", or "fast" / "seeds" with optional "-bf16" and "-compile" suffixes (e.g. "seeds-bf16").
+ALL_PATHS = ("eager", "fast", "fast-bf16", "fast-compile", "fast-bf16-compile", "seeds", "seeds-bf16",
+             "seeds-compile", "seeds-bf16-compile")
 DEFAULT_PATHS = ("eager", "fast", "fast-bf16", "seeds")
+
+
+def is_seeds(path: str) -> bool:
+    return path.startswith("seeds")
 
 
 # -- data and models ---------------------------------------------------------------------------
@@ -114,8 +120,14 @@ def regimes(config, epochs: int) -> dict[str, Any]:
     on = [e for e in range(epochs) if weights_at(e, config).gamma != 0.0]
     patterns = {tuple(w != 0.0 for w in (weights_at(e, config).beta, weights_at(e, config).gamma,
                                           weights_at(e, config).delta)) for e in range(epochs)}
-    return {"off": len(off), "on": len(on), "epoch_off": off[len(off) // 2] if off else None,
-            "epoch_on": on[len(on) // 2] if on else None, "patterns": len(patterns)}
+    def timed(epochs_in: list[int]) -> int | None:  # an epoch whose successor has the same weights pattern
+        pattern = lambda e: tuple(w != 0.0 for w in (weights_at(e, config).beta, weights_at(e, config).gamma,  # noqa: E731
+                                                     weights_at(e, config).delta))
+        middle = sorted(epochs_in, key=lambda e: abs(e - epochs_in[len(epochs_in) // 2]))
+        return next((e for e in middle if pattern(e) == pattern(e + 1)), middle[0] if middle else None)
+
+    return {"off": len(off), "on": len(on), "epoch_off": timed(off) if off else None,
+            "epoch_on": timed(on) if on else None, "patterns": len(patterns)}
 
 
 # -- one training call per path ----------------------------------------------------------------
@@ -132,15 +144,13 @@ def run_path(path: str, aligners: list[mmalign.Aligner], tensors: TrainingTensor
     cb = lambda epoch, *_: (sync(device), on_epoch_end(epoch))  # noqa: E731
     if path == "eager":
         return [train(models[0], tensors, config, gens[0], start_epoch=start_epoch, progress=False, on_epoch_end=cb)]
-    if path in ("fast", "fast-bf16", "fast-compile"):
-        opts = {"precision": "bf16" if path == "fast-bf16" else "fp32", "compile": path == "fast-compile"}
-        return [train_fast(models[0], tensors, config, gens[0], start_epoch=start_epoch, progress=False,
-                           on_epoch_end=cb, num_threads=threads, **opts)]
-    if path == "seeds":
-        runs = train_seeds(models, tensors, config, gens, start_epoch=start_epoch, progress=False,
-                           on_epoch_end=cb, num_threads=threads)
-        return [r.history for r in runs]
-    raise SystemExit(f"unknown path {path!r}; choose from {ALL_PATHS}")
+    if path not in ALL_PATHS:
+        raise SystemExit(f"unknown path {path!r}; choose from {ALL_PATHS}")
+    opts = {"precision": "bf16" if "-bf16" in path else "fp32", "compile": path.endswith("-compile"),
+            "start_epoch": start_epoch, "progress": False, "on_epoch_end": cb, "num_threads": threads}
+    if is_seeds(path):
+        return [r.history for r in train_seeds(models, tensors, config, gens, **opts)]
+    return [train_fast(models[0], tensors, config, gens[0], **opts)]
 
 
 class Marks:
@@ -171,15 +181,15 @@ def quick_vae(args, data, device) -> dict[str, Any]:
     results: dict[str, dict[str, list[float]]] = {}
     first_epoch: dict[str, list[float]] = {}
     paths = list(args.paths)
-    if "seeds" in paths and "fast" not in paths:
+    if any(is_seeds(p) for p in paths) and "fast" not in paths:
         paths.insert(0, "fast")
     for rnd in range(args.rounds):
         for path in paths:
-            for regime in ("off", "on"):
+            for regime in args.regimes:
                 epoch = reg[f"epoch_{regime}"]
                 if epoch is None:
                     continue
-                seeds = args.seeds if path == "seeds" else 1
+                seeds = args.seeds if is_seeds(path) else 1
                 aligners = [make_aligner(args.seed + s, args.device, args.epochs) for s in range(seeds)]
                 for a in aligners:
                     a.dims, a.normalisers = template.dims, template.normalisers
@@ -197,6 +207,13 @@ def quick_vae(args, data, device) -> dict[str, Any]:
                 print(f"  round {rnd + 1} {path:13s} cross {regime:3s}: {per_step * 1e3:7.1f} ms/step wall, "
                       f"{cpu_step * 1e3:7.1f} ms/step cpu", flush=True)
     out: dict[str, Any] = {"extrapolated": True, "steps_per_epoch": steps_per_epoch, "regimes": reg, "paths": {}}
+    missing = [r for r in ("off", "on") if r not in args.regimes]
+    for key in missing:  # time the missing regime as the measured one (noted in the JSON)
+        other = "on" if key == "off" else "off"
+        for path in paths:
+            if f"{path}/{other}" in results:
+                results[f"{path}/{key}"] = results[f"{path}/{other}"]
+    out["regimes_timed"] = list(args.regimes)
     for path in paths:
         entry: dict[str, Any] = {}
         for regime in ("off", "on"):
@@ -209,18 +226,18 @@ def quick_vae(args, data, device) -> dict[str, Any]:
         cpu_total = steps_per_epoch * sum(reg[k] * entry.get(f"cpu_step_ms_{k}", 0.0) for k in ("off", "on")) / 1e3
         entry["vae_seconds_extrapolated"] = total
         entry["vae_cpu_seconds_extrapolated"] = cpu_total
-        if path == "fast-compile":
-            overhead = statistics.median(first_epoch["fast-compile/on"])
+        if path.endswith("-compile"):
+            overhead = statistics.median(first_epoch.get(f"{path}/on", []) + first_epoch.get(f"{path}/off", []))
             entry["compile_seconds_per_graph"] = overhead
             entry["compile_graphs"] = reg["patterns"]
             entry["vae_seconds_extrapolated"] = total + overhead * reg["patterns"]
-        if path == "seeds":
+        if is_seeds(path):
             entry["runs"] = args.seeds
         out["paths"][path] = entry
     # back-to-back ratios: per round, reference time / path time, then the median. The seeds path
     # trains S runs, so it is compared with S runs of the reference path one after the other.
     for path in paths:
-        runs = args.seeds if path == "seeds" else 1
+        runs = args.seeds if is_seeds(path) else 1
         for ref in ("eager", "fast"):
             if ref == path or ref not in paths:
                 continue
@@ -230,9 +247,11 @@ def quick_vae(args, data, device) -> dict[str, Any]:
                 den = sum(reg[k] * results[f"{ref}/{k}"]["wall"][i] for k in ("off", "on") if f"{ref}/{k}" in results)
                 ratios.append(runs * den / num)
             out["paths"][path][f"speedup_vs_{ref}"] = statistics.median(ratios)
-    if "seeds" in out["paths"] and "fast" in out["paths"]:
-        s = out["paths"]["seeds"]
-        s["sequential_fast_seconds_extrapolated"] = args.seeds * out["paths"]["fast"]["vae_seconds_extrapolated"]
+    for path in paths:
+        if is_seeds(path) and "fast" in out["paths"]:
+            s = out["paths"][path]
+            s["one_fast_run_seconds_extrapolated"] = out["paths"]["fast"]["vae_seconds_extrapolated"]
+            s["vs_one_fast_run"] = s["vae_seconds_extrapolated"] / s["one_fast_run_seconds_extrapolated"]
     return out
 
 
@@ -241,7 +260,7 @@ def quick_vae(args, data, device) -> dict[str, Any]:
 
 def full_vae_path(args, data, device, path: str) -> tuple[dict[str, Any], list[mmalign.Aligner]]:
     """Train ``path`` for ``--epochs`` epochs; returns its timings and the trained aligners."""
-    seeds = args.seeds if path == "seeds" else 1
+    seeds = args.seeds if is_seeds(path) else 1
     aligners = [make_aligner(args.seed + s, args.device, args.epochs) for s in range(seeds)]
     tensors = aligners[0].training_tensors(data)
     for a in aligners[1:]:
@@ -256,7 +275,7 @@ def full_vae_path(args, data, device, path: str) -> tuple[dict[str, Any], list[m
     entry = {"vae_seconds": wall, "vae_cpu_seconds": cpu, "epochs": args.epochs,
              "final_loss": [h[-1].terms["loss"] for h in histories],
              "epoch_seconds_median": statistics.median(e.seconds for e in histories[0])}
-    if path == "seeds":
+    if is_seeds(path):
         entry["runs"] = seeds
     print(f"  {path:13s} {args.epochs} epochs: {wall:8.1f} s wall, {cpu:8.1f} s cpu, "
           f"final loss {entry['final_loss'][0]:.2f}", flush=True)
@@ -277,7 +296,7 @@ def protocol_phase(args, data, aligners: dict[str, list[mmalign.Aligner]], quick
     out: dict[str, Any] = {"classifier_epochs": clf_epochs, "paths": {}}
     for path, group in aligners.items():
         rows = []
-        for a in group:
+        for a in group[: args.protocol_runs or None]:
             if quick:
                 res = evaluate(a, data, "gzsl", 0, policy="manual", epochs=args.quick_clf_epochs, seed=a.config.seed,
                                dataset_name="CUB", fast=True)
@@ -347,9 +366,10 @@ def growth_point(args) -> dict[str, Any]:
     tensors.limit, tensors.device = args.quick_steps + 2, device
     config = aligner.config.training
     steps_per_epoch = math.ceil(n / config.batch_size)
-    step = _time_steps(model, tensors, config, args.threads)
+    step, cpu_step = _time_steps(model, tensors, config, args.threads)
     out = {"M": m, "samples": factor, "N": n, "steps_per_epoch": steps_per_epoch,
-           "step_ms": 1e3 * step, "epoch_seconds": steps_per_epoch * step,
+           "step_ms": 1e3 * step, "cpu_step_ms": 1e3 * cpu_step, "epoch_seconds": steps_per_epoch * step,
+           "cpu_epoch_seconds": steps_per_epoch * cpu_step,
            "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
            "data_MB": sum(v.numel() * 4 for v in {**sample, **by_class}.values()) / 2**20}
     if device.type == "cuda":
@@ -375,22 +395,24 @@ class _StopAfter(TrainingTensors):
     def batch(self, idx):
         sync(self.device)
         self.times.append(time.perf_counter())
+        self.cpu_times.append(time.process_time())
         if len(self.times) > self.limit:
             raise _Stop
         return super().batch(idx)
 
 
-def _time_steps(model, tensors: _StopAfter, config, threads) -> float:
-    """Median wall seconds per step (the first two steps are warm-up)."""
+def _time_steps(model, tensors: _StopAfter, config, threads) -> tuple[float, float]:
+    """Median wall and CPU seconds per step (the first two steps are warm-up)."""
     from mmalign.fast import train_fast
 
-    tensors.times = []
+    tensors.times, tensors.cpu_times = [], []
     try:
-        train_fast(model, tensors, config.model_copy(update={"epochs": 31}), torch.Generator(device=tensors.device).manual_seed(0),
-                   start_epoch=30, progress=False, num_threads=threads)
+        generator = torch.Generator(device=tensors.device).manual_seed(0)
+        train_fast(model, tensors, config.model_copy(update={"epochs": 31}), generator, start_epoch=30,
+                   progress=False, num_threads=threads)
     except _Stop:
         pass
-    return float(np.median(np.diff(tensors.times[2:])))
+    return float(np.median(np.diff(tensors.times[2:]))), float(np.median(np.diff(tensors.cpu_times[2:])))
 
 
 def _rss_mb() -> float:
@@ -417,12 +439,14 @@ def growth(args) -> list[dict[str, Any]]:
             raise SystemExit(f"growth point M={m} x{f} failed")
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"  M={m} samples x{f:<2d}: {row['step_ms']:7.1f} ms/step, epoch {row['epoch_seconds']:7.1f} s, "
-              f"peak {row['peak_MB']:7.0f} MB", flush=True)
+        print(f"  M={m} samples x{f:<2d}: {row['step_ms']:7.1f} ms/step ({row['cpu_step_ms']:7.1f} cpu), "
+              f"epoch {row['epoch_seconds']:7.1f} s, peak {row['peak_MB']:7.0f} MB", flush=True)
     base = rows[0]
     for r in rows:
         r["step_vs_M2"] = r["step_ms"] / base["step_ms"]
+        r["cpu_step_vs_M2"] = r["cpu_step_ms"] / base["cpu_step_ms"]
         r["epoch_vs_1x"] = r["epoch_seconds"] / base["epoch_seconds"]
+        r["cpu_epoch_vs_1x"] = r["cpu_epoch_seconds"] / base["cpu_epoch_seconds"]
     return rows
 
 
@@ -458,8 +482,9 @@ def table(vae: dict[str, Any], proto: dict[str, Any] | None) -> str:
         secs = e["vae_seconds_extrapolated"] if ex else e["vae_seconds"]
         cpu = e["vae_cpu_seconds_extrapolated"] if ex else e["vae_cpu_seconds"]
         name = f"{path} x{e['runs']}" if "runs" in e else path
+        extra = f"   ({e['vs_one_fast_run']:.2f}x the time of ONE fast run)" if "vs_one_fast_run" in e else ""
         lines.append(f"{name:14s} {secs:10.1f} {cpu:10.1f} {e.get('speedup_vs_eager', float('nan')):9.2f} "
-                     f"{e.get('speedup_vs_fast', float('nan')):8.2f}")
+                     f"{e.get('speedup_vs_fast', float('nan')):8.2f}{extra}")
     if proto and "paths" in proto:
         lines += ["", "Protocol (GZSL, CUB classifier epochs)", f"{'path':16s} {'sampling s':>10s} {'clf s':>8s}  U/S/H"]
         for path, e in proto["paths"].items():
@@ -481,10 +506,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="epochs of the reference (DataLoader) classifier, extrapolated to the recipe's count; "
                         "0 skips it (default: all in a full run, --quick-clf-epochs in --quick)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved repetitions in --quick (default 3)")
+    p.add_argument("--regimes", default="off,on",
+                   help="warm-up regimes timed in --quick: 'off' (cross term 0), 'on', or both (default); "
+                        "a regime left out is extrapolated with the other's step time")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--seeds", type=int, default=2, help="runs trained together by the seeds path (default 2)")
     p.add_argument("--paths", default=",".join(DEFAULT_PATHS), help=f"comma-separated subset of {','.join(ALL_PATHS)}")
     p.add_argument("--compile", action="store_true", help="add the fast-compile path")
+    p.add_argument("--protocol-runs", type=int, default=0,
+                   help="evaluate only the first N runs of a seeds path (default 0: all)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=0)
@@ -497,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(growth_point(args)))
         return 0
     args.paths = [s for s in args.paths.split(",") if s]
+    args.regimes = [r for r in args.regimes.split(",") if r]
+    if not args.regimes or any(r not in ("off", "on") for r in args.regimes):
+        raise SystemExit(f"--regimes must be off, on or off,on; got {args.regimes}")
     if args.compile and "fast-compile" not in args.paths:
         args.paths.append("fast-compile")
     if args.threads:
@@ -531,6 +564,17 @@ def main(argv: list[str] | None = None) -> int:
                     save(result, args.json)
                 del trained
         result["vae"], result["protocol"] = vae, proto
+        if not args.quick:  # ratios of real runs (one process, back to back)
+            fast = vae["paths"].get("fast", {}).get("vae_seconds")
+            eager = vae["paths"].get("eager", {}).get("vae_seconds")
+            for path, e in vae["paths"].items():
+                runs = e.get("runs", 1)
+                if eager and path != "eager":
+                    e["speedup_vs_eager"] = runs * eager / e["vae_seconds"]
+                if fast and path != "fast":
+                    e["speedup_vs_fast"] = runs * fast / e["vae_seconds"]
+                    if is_seeds(path):
+                        e["vs_one_fast_run"] = e["vae_seconds"] / fast
         if proto and "paths" in proto:
             first = next(iter(proto["paths"].values()))
             for path, e in vae["paths"].items():

@@ -188,9 +188,20 @@ class Aligner:
                     save_training_state(checkpoint_dir, model, optimizer, generator, self._normaliser_state(),
                                         epoch + 1, prior + history, fingerprint)
 
-        self.history = prior + train(model, tensors, self.config.training, generator, optimizer,
-                                     start_epoch=start, progress=progress, on_epoch_end=on_epoch_end)
+        self.history = prior + self._trainer()(model, tensors, self.config.training, generator, optimizer,
+                                               start_epoch=start, progress=progress, on_epoch_end=on_epoch_end)
         return self.history
+
+    def _trainer(self):
+        """The training loop the config asks for: the eager reference, or :mod:`mmalign.fast`."""
+        t = self.config.training
+        if t.engine == "eager":
+            return train
+        from functools import partial
+
+        from .fast import train_fast
+
+        return partial(train_fast, precision=t.precision, compile=t.compile)
 
     def _normaliser_state(self) -> dict[str, torch.Tensor]:
         return {f"{n}.{k}": v for n, z in self.normalisers.items() for k, v in z.state().items()}

@@ -42,14 +42,17 @@ class BenchmarkRequest:
     out: Path = Path("runs/benchmark")
     resume: bool = False
     progress: bool = True
+    engine: str = "eager"
+    precision: str = "fp32"
     max_classifier_epochs: int = 100
     classifier_epochs: int | None = None
 
 
 def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
     cfg: dict[str, Any] = {"seed": seed, "device": req.device}
+    cfg["training"] = {"engine": req.engine, "precision": req.precision}
     if req.epochs is not None:
-        cfg["training"] = {"epochs": req.epochs}
+        cfg["training"]["epochs"] = req.epochs
     if req.reparameterization is not None:
         cfg["reparameterization"] = req.reparameterization
     return cfg
@@ -173,7 +176,7 @@ def _base_record(req: BenchmarkRequest, data, seed: int, shots: int, aligner: Al
     record: dict[str, Any] = {
         "dataset": req.dataset.upper(), "setting": req.setting, "shots": shots, "seed": seed,
         "side_info": req.data.side_info, "reparameterization": reparam, "policy": req.policy,
-        "epochs_vae": epochs, "synthetic": req.data.synthetic,
+        "epochs_vae": epochs, "synthetic": req.data.synthetic, "engine": req.engine, "precision": req.precision,
     }
     if aligner is not None:
         cfg = aligner.config.model_dump(mode="json")

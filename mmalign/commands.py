@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import ConfigError, MmalignError
 
-BENCHMARKS = ("cub", "sun", "awa1", "awa2", "apy", "flo", "custom")
+BENCHMARKS = ("cub", "sun", "awa1", "awa2", "apy", "flo", "custom", "cub-text")
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                    help="save the full training state to OUT every N epochs (atomically)")
     p.add_argument("--resume", action="store_true", help="continue from the training state saved in OUT")
     p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -38,7 +39,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("benchmark", help="reproduce CADA-VAE on a benchmark and compare with the paper")
-    p.add_argument("dataset", choices=BENCHMARKS, help="a standard data set, or 'custom' with --data-dir D/NAME")
+    p.add_argument("dataset", choices=BENCHMARKS,
+                   help="a standard data set, 'custom' with --data-dir D/NAME, or 'cub-text' (real CUB class "
+                        "attributes, sentence embeddings and Wikipedia text; cross-modal retrieval, no download)")
     p.add_argument("--data-dir", help="data root holding <DATASET>/ (custom: the data set folder itself)")
     p.add_argument("--synthetic", action="store_true", help="generated data with the data set's exact layout")
     p.add_argument("--setting", choices=("gzsl", "zsl"), default="gzsl")
@@ -55,6 +58,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-classifier-epochs", type=int, default=100, metavar="N",
                    help="range searched by --policy val/test (default 100)")
     p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; on a shared machine fewer is often faster)")
+    p.add_argument("--engine", choices=("eager", "fast"), default="eager",
+                   help="VAE training loop: the eager reference (default) or mmalign.fast")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 needs --engine fast")
     p.add_argument("--recipe", default="cada_vae", help="recipe in registry/recipes")
     p.add_argument("--reparameterization", choices=("cada2019", "standard"), help="override the recipe's mode")
     p.add_argument("--out", default="runs/benchmark", help="folder for results.json")
@@ -77,11 +85,22 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=cmd_data_convert_pickle)
 
 
+def set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .aligner import Aligner
     from .runs import load_data, read_run_config
 
     run = read_run_config(args.config)
+    set_threads(args.threads)
     overrides = dict(run.aligner)
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -142,6 +161,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import BenchmarkRequest, run_benchmark, summary_table
     from .runs import DataSpec
 
+    set_threads(args.threads)
+    if args.dataset == "cub-text":
+        return cmd_benchmark_cub_text(args)
+    if args.precision != "fp32" and args.engine != "fast":
+        raise ConfigError("--precision bf16 needs --engine fast")
     if args.dataset == "custom":
         if not args.data_dir:
             raise ConfigError("'mmalign benchmark custom' needs --data-dir pointing at the data set folder (D/NAME)")
@@ -175,6 +199,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         epochs=args.epochs, device=args.device, policy=policy, recipe=args.recipe,
         classifier_epochs=args.classifier_epochs, max_classifier_epochs=args.max_classifier_epochs,
         reparameterization=args.reparameterization, out=Path(args.out), resume=args.resume,
+        engine=args.engine, precision=args.precision,
         progress=not args.no_progress,
     )
     records = run_benchmark(req, log=lambda line: print(line, flush=True))
@@ -183,6 +208,28 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print(summary_table(records))
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     return 0
+
+
+def cmd_benchmark_cub_text(args: argparse.Namespace) -> int:
+    """Zero-shot cross-modal retrieval among the real CUB classes (see mmalign.retrieval)."""
+    from .retrieval.cub_text import run_cub_text
+    from .retrieval.report import render
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    kwargs = {"epochs": args.epochs} if args.epochs is not None else {}
+    device = "cpu" if args.device == "auto" and not _cuda() else ("cuda" if args.device == "auto" else args.device)
+    result = run_cub_text(seeds=range(args.first_seed, args.first_seed + args.seeds), out=Path(args.out),
+                          device=device, progress=not args.no_progress, **kwargs)
+    print(render(result))
+    print(f"\nresults: {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def cmd_data_convert_pickle(args: argparse.Namespace) -> int:

@@ -40,6 +40,17 @@ class TrainConfig(_Strict):
     weight_decay: NonNegativeFloat = Field(0.0, description="Adam weight decay.")
     warmup: Warmup = Field(default_factory=Warmup, description="Loss-weight ramps.")
     log_every: PositiveInt = Field(50, description="Steps between progress updates (the only host syncs).")
+    engine: Literal["eager", "fast"] = Field(
+        "eager", description="eager: the plain reference loop; fast: mmalign.fast (fused optimizer, oneDNN, optional compile)."
+    )
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast of the matrix products (engine 'fast' only).")
+    compile: bool = Field(False, description="torch.compile the training step (engine 'fast' only).")
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> "TrainConfig":
+        if self.engine == "eager" and (self.precision != "fp32" or self.compile):
+            raise ValueError("precision 'bf16' and compile need engine 'fast'")
+        return self
 
 
 class AlignerConfig(_Strict):

@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "mmalign"
 BUILTIN_PLUGINS = (
     "mmalign_plugins.image_features",
     "mmalign_plugins.class_embeddings",
+    "mmalign_plugins.text",
 )
 ENV_ALLOW = "MMALIGN_PLUGINS"
 ENV_TRACE = "MMALIGN_TRACE_PLUGINS"

@@ -16,7 +16,8 @@ from .atomic import write_json_atomic
 from .errors import DataError
 
 #: Fields that identify a run: a record with the same values is not run again on ``--resume``.
-RUN_KEY = ("dataset", "setting", "shots", "seed", "side_info", "reparameterization", "policy", "epochs_vae", "synthetic")
+RUN_KEY = ("dataset", "setting", "shots", "seed", "side_info", "reparameterization", "policy", "epochs_vae", "synthetic",
+           "engine", "precision")
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:

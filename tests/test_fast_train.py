@@ -61,12 +61,15 @@ def assert_same_run(h_eager, m_eager, h_fast, m_fast, close=CLOSE):
     assert not m_fast.training
 
 
-@pytest.mark.parametrize("mode,reduction", [("cada2019", "sum"), ("standard", "sum"), ("cada2019", "mean")])
-def test_fast_train_matches_eager_fp32(mode, reduction):
+@pytest.mark.parametrize("mode,reduction,linear", [
+    ("cada2019", "sum", "auto"), ("standard", "sum", "auto"), ("cada2019", "mean", "auto"),
+    ("cada2019", "sum", "aten"), ("cada2019", "sum", "onednn"),
+])
+def test_fast_train_matches_eager_fp32(mode, reduction, linear):
     # 4 epochs cross the cross-reconstruction warm-up boundary too (cross weight 0 until epoch 21)
     a = aligner(reparameterization=mode, reduction=reduction,
                 training={"epochs": 4, "batch_size": 16, "warmup": {"cross": {"start": 1, "end": 3, "factor": 2.0}}})
-    assert_same_run(*both_paths(a, make_toy_data()))
+    assert_same_run(*both_paths(a, make_toy_data(), linear=linear))
 
 
 def test_fast_train_matches_eager_three_modalities_with_masks_and_pair_weights():
@@ -111,6 +114,27 @@ def test_fast_draw_step_consumes_the_generator_like_the_eager_step():
     assert torch.equal(eps["b"], torch.randn(8, 1, generator=g2))
 
 
+def test_fast_onednn_linear_matches_aten_values_and_gradients():
+    from mmalign.fast.onednn import OneDnnLinear, available
+
+    if not available():
+        pytest.skip("no oneDNN in this torch build")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(30, 20), torch.nn.ReLU(), torch.nn.Linear(20, 5, bias=False))
+    twin = copy.deepcopy(net)
+    x = torch.rand(16, 30, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    net(x).square().sum().backward()
+    mode = OneDnnLinear()
+    with mode:
+        out = twin(x2)
+    out.square().sum().backward()
+    assert mode.chooser.choice  # every product was routed and timed
+    assert torch.allclose(x.grad, x2.grad, rtol=1e-5, atol=1e-6)
+    for p, q in zip(net.parameters(), twin.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-6)
+
+
 def test_fast_fused_adam_matches_the_eager_optimizer():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(30, 20), torch.nn.ReLU(), torch.nn.Linear(20, 5))
@@ -136,16 +160,25 @@ def test_fast_given_optimizer_resumes_like_eager():
     m2 = copy.deepcopy(m1)
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
     o1, o2 = make_optimizer(m1, config), make_optimizer(m2, config)
+    flags = {k: o2.param_groups[0][k] for k in ("fused", "foreach")}
     half = config.model_copy(update={"epochs": 2})
     seen = []
+
+    def on_epoch_end(epoch, history):  # e.g. a checkpoint: sees the optimiser as the caller made it
+        seen.append((epoch, len(history), {k: o2.param_groups[0][k] for k in flags}, len(o2.state)))
+
     train(m1, tensors, half, g1, optimizer=o1, progress=False)
-    train_fast(m2, tensors, half, g2, optimizer=o2, progress=False, on_epoch_end=lambda e, opt: seen.append(e))
-    assert seen == [0, 1]
-    # the caller's (non-fused) optimiser holds the fast run's state, so training resumes from it
-    assert not o2.param_groups[0].get("fused")
+    train_fast(m2, tensors, half, g2, optimizer=o2, progress=False, on_epoch_end=on_epoch_end)
+    assert seen == [(0, 1, flags, 20), (1, 2, flags, 20)]
+    assert {k: o2.param_groups[0][k] for k in flags} == flags
+    # the caller's optimiser holds the fast run's state, so training resumes from it
     h1 = train(m1, tensors, config, g1, optimizer=o1, start_epoch=2, progress=False)
     h2 = train_fast(m2, tensors, config, g2, optimizer=o2, start_epoch=2, progress=False)
     assert_same_run(h1, m1, h2, m2)
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        s1, s2 = o1.state[p1], o2.state[p2]
+        assert torch.equal(s1["step"], s2["step"])
+        assert torch.allclose(s1["max_exp_avg_sq"], s2["max_exp_avg_sq"], rtol=1e-4, atol=1e-9)
 
 
 def test_fast_bf16_trains_finite_and_close_to_fp32():
@@ -165,6 +198,10 @@ def test_fast_options_are_validated_and_threads_restored():
     model = a.build(a.dims)
     with pytest.raises(mmalign.ConfigError, match="precision"):
         train_fast(model, tensors, a.config.training, torch.Generator(), progress=False, precision="fp16")
+    with pytest.raises(mmalign.ConfigError, match="linear"):
+        train_fast(model, tensors, a.config.training, torch.Generator(), progress=False, linear="blas")
+    with pytest.raises(mmalign.ConfigError, match="onednn"):
+        train_fast(model, tensors, a.config.training, torch.Generator(), progress=False, precision="bf16", linear="onednn")
     before = torch.get_num_threads()
     train_fast(model, tensors, a.config.training, torch.Generator(), progress=False, num_threads=1)
     assert torch.get_num_threads() == before

@@ -1,8 +1,8 @@
 """Fast training paths. :mod:`mmalign.training` stays the reference; these produce the same runs
 (same random stream, same math up to floating-point rounding) faster:
 
-* :func:`train_fast`: the eager loop with a fused optimiser, optional bf16 autocast, optional
-  ``torch.compile`` and thread control;
+* :func:`train_fast`: the eager loop with a fused optimiser, oneDNN fp32 products on the CPU,
+  optional bf16 autocast, optional ``torch.compile`` and thread control;
 * :func:`train_seeds`: several seeds trained at once as one batched model (stacked weights);
 * :func:`fit_fast` / :func:`fit_seeds`: :meth:`mmalign.Aligner.fit` on these paths, for one seed
   or several at once.

@@ -35,7 +35,10 @@ def fit_fast(
     progress: bool = True, epochs: int | None = None, **options: Any,
 ) -> list[EpochLog]:
     """``aligner.fit(data, seed, split, progress, epochs)`` trained with :func:`train_fast`
-    (``options``: ``precision``, ``compile``, ``num_threads``). Returns the history."""
+    (``options``: ``precision``, ``compile``, ``num_threads``, ``linear``). Returns the history.
+
+    No checkpointing or resuming: for those, ``Aligner.fit`` itself should call ``train_fast``
+    (it takes the same arguments as :func:`mmalign.training.train`)."""
     _configured(aligner, seed, epochs)
     data.validate()
     tensors = aligner.training_tensors(data, split)

@@ -9,6 +9,7 @@ numbers. The arithmetic is the same as the eager optimiser's up to floating-poin
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterable
 
 import torch
@@ -18,6 +19,11 @@ from ..config import TrainConfig
 
 def fused_supported(device: torch.device, dtype: torch.dtype = torch.float32) -> bool:
     """Whether ``torch.optim.Adam(fused=True)`` runs on ``device`` for ``dtype`` parameters."""
+    return _fused_supported(str(torch.device(device)), dtype)
+
+
+@lru_cache(maxsize=None)
+def _fused_supported(device: str, dtype: torch.dtype) -> bool:
     try:
         p = torch.nn.Parameter(torch.zeros(2, device=device, dtype=dtype))
         p.grad = torch.zeros_like(p)
@@ -42,32 +48,47 @@ def make_fused_optimizer(params: Iterable[torch.nn.Parameter], config: TrainConf
     )
 
 
-def as_fused(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """A fused copy of a plain ``torch.optim.Adam`` over ``params`` (state and hyper-parameters
-    carried over), or ``optimizer`` itself when it is already fused or not an Adam."""
-    if not isinstance(optimizer, torch.optim.Adam) or any(g.get("fused") for g in optimizer.param_groups):
-        return optimizer
-    if len(optimizer.param_groups) != 1 or len(optimizer.param_groups[0]["params"]) != len(params):
-        return optimizer
-    if not fused_supported(params[0].device, params[0].dtype):
-        return optimizer
-    group = optimizer.param_groups[0]
-    fused = torch.optim.Adam(
-        params, lr=group["lr"], betas=group["betas"], eps=group["eps"], amsgrad=group["amsgrad"],
-        weight_decay=group["weight_decay"], fused=True,
-    )
-    state = optimizer.state_dict()
-    state["param_groups"][0].update(fused=True, foreach=None)
-    fused.load_state_dict(state)
-    return fused
+class FusedScope:
+    """Run a caller's plain ``torch.optim.Adam`` fused, in place, and put it back as it was.
 
+    :meth:`enter` switches every param group to ``fused=True`` (and moves the ``step`` counters to
+    the parameters' device, where the fused kernel wants them); :meth:`exit` restores the flags and
+    the counters' devices. No state is copied, so the caller's optimiser holds the trained state
+    throughout; callbacks that save it should run between :meth:`exit` and :meth:`enter` so that
+    the saved state looks like the eager optimiser's. A no-op for an already fused optimiser, any
+    other optimiser, or a device/dtype without the fused kernel.
+    """
 
-def copy_state_back(source: torch.optim.Optimizer, target: torch.optim.Optimizer) -> None:
-    """Load ``source``'s state into ``target``, keeping ``target``'s implementation flags."""
-    if source is target:
-        return
-    flags = [{k: g.get(k) for k in ("fused", "foreach", "capturable", "differentiable")} for g in target.param_groups]
-    state = source.state_dict()
-    for group, keep in zip(state["param_groups"], flags):
-        group.update(keep)
-    target.load_state_dict(state)
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        self.active = (
+            type(optimizer) is torch.optim.Adam and bool(params)
+            and not any(g.get("fused") or g.get("differentiable") or g.get("capturable") for g in optimizer.param_groups)
+            and len({(p.device, p.dtype) for p in params}) == 1
+            and fused_supported(params[0].device, params[0].dtype)
+        )
+        self.flags = [(g.get("fused"), g.get("foreach")) for g in optimizer.param_groups]
+        self.entered = False
+
+    def _move_steps(self, to_param_device: bool) -> None:
+        for p, state in self.optimizer.state.items():
+            step = state.get("step")
+            if isinstance(step, torch.Tensor):
+                device = p.device if to_param_device else torch.device("cpu")
+                if step.device != device:
+                    state["step"] = step.to(device=device, dtype=torch.float32)
+
+    def enter(self) -> None:
+        if self.active and not self.entered:
+            for g in self.optimizer.param_groups:
+                g["fused"], g["foreach"] = True, False
+            self._move_steps(True)
+            self.entered = True
+
+    def exit(self) -> None:
+        if self.active and self.entered:
+            for g, (fused, foreach) in zip(self.optimizer.param_groups, self.flags):
+                g["fused"], g["foreach"] = fused, foreach
+            self._move_steps(False)
+            self.entered = False

@@ -26,7 +26,7 @@ from ..config import TrainConfig
 from ..engine import AlignedVAE
 from ..errors import ConfigError, TrainingError
 from ..training import EpochLog, TrainingTensors, _progress_bar, _short, weights_at
-from .forward import active_families, batched_terms, noise_shape
+from .forward import active_families, batched_terms, draw_step, noise_shape
 from .optim import make_fused_optimizer
 from .stacked import StackedNetworks
 from .train import Precision, autocast_context, thread_count
@@ -73,9 +73,12 @@ def train_seeds(
     Returns one :class:`SeedRun` per model (trained ``state_dict`` + history). With ``load_back``
     (default) the trained weights are also loaded into ``models`` (as :func:`~mmalign.training.train`
     trains in place) and the models are left in eval mode. ``precision``, ``compile`` and
-    ``num_threads`` as in :func:`mmalign.fast.train_fast`; training runs epochs ``start_epoch ..
-    config.epochs - 1`` (the warm-up weights follow the epoch number) with a fresh optimiser. ``on_epoch_end(epoch, histories)`` is called
-    after every epoch.
+    ``num_threads`` as in :func:`mmalign.fast.train_fast`. Training runs epochs ``start_epoch ..
+    config.epochs - 1`` (the warm-up weights follow the epoch number) with a fresh optimiser;
+    ``on_epoch_end(epoch, histories)`` is called after every epoch.
+
+    Networks other than CADA's MLPs run through ``torch.func.vmap``, so they must not draw random
+    numbers in their forward pass (no dropout in training mode).
     """
     if len(models) == 0 or len(models) != len(generators):
         raise ConfigError(f"train_seeds needs one generator per model, got {len(models)} models and {len(generators)} generators")
@@ -152,13 +155,9 @@ def train_seeds(
 
 def _draw(n, batch_size, names, shape, generators, device, dtype):
     """Each run's step draws from its own generator, in the eager order (indices, then noise)."""
-    idx, eps = [], {name: [] for name in names}
-    for g in generators:
-        i = torch.randperm(n, generator=g, device=device)[:batch_size]
-        idx.append(i)
-        for name in names:
-            eps[name].append(torch.randn(shape, generator=g, device=device, dtype=dtype))
-    return torch.stack(idx), {name: torch.stack(v) for name, v in eps.items()}
+    draws = [draw_step(n, batch_size, names, shape, g, device, dtype) for g in generators]
+    idx = torch.stack([i for i, _ in draws])
+    return idx, {name: torch.stack([e[name] for _, e in draws]) for name in names}
 
 
 def _gather(data: TrainingTensors, idx: torch.Tensor):

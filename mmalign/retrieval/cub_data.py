@@ -130,6 +130,9 @@ def _read_tensors(file: Path, safe_open, with_meta: bool = False):
     return (tensors, meta) if with_meta else tensors
 
 
+_REBUILD = "reinstall mmalign, or rebuild the bundle with benchmarks/cub_text_build_data.py"
+
+
 def _check_minilm(data: CubText) -> None:
     file = data.path / EMBEDDINGS_FILE
     mask = data.visual_mask()
@@ -143,9 +146,12 @@ def _check_minilm(data: CubText) -> None:
         got = data.minilm.get(name)
         if got is None or got.shape != shape or got.dtype != dtype:
             desc = "missing" if got is None else f"{got.dtype} {got.shape}"
-            raise DataError(f"{file}: tensor {name!r} should be {np.dtype(dtype).name} {shape}, got {desc}")
+            raise DataError(
+                f"{file}: tensor {name!r} should be {np.dtype(dtype).name} {shape} (the visual-sentence filter of "
+                f"{SENTENCES_FILE} selects {int(mask.sum())} sentences), got {desc}; {_REBUILD}"
+            )
     if not np.array_equal(data.minilm["visual_index"], np.flatnonzero(mask)):
-        raise DataError(f"{file}: 'visual_index' does not match the visual-sentence filter of {SENTENCES_FILE}")
+        raise DataError(f"{file}: 'visual_index' does not match the visual-sentence filter of {SENTENCES_FILE}; {_REBUILD}")
 
 
 def class_means(vectors: np.ndarray, labels: np.ndarray, num_classes: int, normalize: bool = True) -> np.ndarray:

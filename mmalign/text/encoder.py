@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from typing import Literal, Sequence
 
 import numpy as np
@@ -153,8 +154,9 @@ class TextEncoder:
             device = _device(self.device, torch)
             path = str(self.resolved.path)
             try:
-                tokenizer = AutoTokenizer.from_pretrained(path)
-                model = AutoModel.from_pretrained(path).float().to(device).eval()
+                with _quiet_loading(not self.progress):
+                    tokenizer = AutoTokenizer.from_pretrained(path)
+                    model = AutoModel.from_pretrained(path).float().to(device).eval()
             except Exception as exc:
                 raise PluginError(f"text modality: could not load model from {path}: {type(exc).__name__}: {exc}") from exc
             self._loaded = (tokenizer, model, device)
@@ -191,6 +193,26 @@ def _device(name: str, torch):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(f"text encoder: invalid device {name!r}: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"text encoder: device {name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    return device
+
+
+@contextmanager
+def _quiet_loading(quiet: bool):
+    """Hide transformers' own progress bars (weight loading) while ``quiet``."""
+    if not quiet:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

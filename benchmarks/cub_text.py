@@ -1,0 +1,47 @@
+"""Run the CUB text retrieval benchmark (see mmalign/retrieval/cub_text.py) from a checkout.
+
+    python benchmarks/cub_text.py --seeds 3 --epochs 50 --out runs/cub-text [--threads 1]
+
+Writes OUT/results.json and OUT/table.md; the numbers in benchmarks/CUB_TEXT.md come from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--modalities", default="att,sent,wiki")
+    parser.add_argument("--text-mode", choices=("sentences", "class"), default="class")
+    parser.add_argument("--sentences", choices=("visual", "all"), default="visual")
+    parser.add_argument("--baselines", default="ridge,cca", help="comma-separated; empty for none")
+    parser.add_argument("--recompute", choices=("auto", "always", "never"), default="auto")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (1 is fastest on a busy 2-core CPU)")
+    parser.add_argument("--out", default="runs/cub-text")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    from mmalign.retrieval.cub_text import run_cub_text
+    from mmalign.retrieval.report import render
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_cub_text(
+        seeds=range(args.seeds), epochs=args.epochs, modalities=args.modalities.split(","), out=args.out,
+        text_mode=args.text_mode, sentences=args.sentences, baselines=[b for b in args.baselines.split(",") if b],
+        device=args.device, recompute=args.recompute, progress=not args.no_progress,
+    )
+    print(render(result))
+
+
+if __name__ == "__main__":
+    main()

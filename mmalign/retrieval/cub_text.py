@@ -1,0 +1,237 @@
+"""``mmalign benchmark cub-text``: zero-shot cross-modal retrieval between three real modalities of
+the 200 CUB classes, with no download.
+
+Modalities (per class, from the shipped bundle, see :mod:`mmalign.retrieval.cub_data`):
+``att`` (312-d attributes), ``sent`` (1024-d Reed et al. sentence embeddings) and ``wiki`` (the
+Wikipedia article, 384-d all-MiniLM-L6-v2 through the ``text`` plugin). Models are fitted on the
+150 seen classes only. For every ordered pair ``a -> b``, each unseen class's ``a`` vector is a
+query; the answer is the same class's ``b`` vector among the 50 unseen classes (``zsl``) or among
+all 200 classes (``gzsl``). Metrics: top-1, top-5, MRR (chance top-1 2% and 0.5%).
+
+Methods: ``ridge`` and ``cca`` (hyperparameters by 5-fold CV over the seen classes), and the
+Aligner (CADA-VAE losses) for every subset of at least two modalities, scored by cosine between
+the latent means. With ``text_mode="class"`` (default) there is one pooled ``wiki`` vector per
+class and the samples are repeats of the seen classes; with ``"sentences"`` the Aligner's samples
+are the visual Wikipedia sentences of the seen classes (``wiki`` per sample, ``att``/``sent`` per
+class). Retrieval always uses one vector per class and modality.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from .baselines import baseline_retrieval
+from .cub_data import CubText, encode_wikipedia, load_cub_text
+from .metrics import retrieval_metrics, similarity
+from .report import summarize, write_report
+
+MODALITIES = ("att", "sent", "wiki")
+#: Shipped float16 sentence vectors vs a fresh encoding: largest allowed absolute difference.
+RECOMPUTE_TOLERANCE = 2e-3
+
+
+def scaled_warmup(epochs: int, recipe_epochs: int = 100) -> dict[str, dict[str, float]]:
+    """CADA-VAE's warm-up ramps (KL 0-93, cross 21-75, distance 6-22 of 100 epochs) compressed
+    to ``epochs`` so a short run still goes through the whole schedule."""
+    f = epochs / recipe_epochs
+    return {
+        "beta": {"start": 0.0, "end": 93 * f, "factor": 0.25},
+        "cross": {"start": 21 * f, "end": 75 * f, "factor": 2.37},
+        "distance": {"start": 6 * f, "end": 22 * f, "factor": 8.13},
+    }
+
+
+def wiki_vectors(bundle: CubText, recompute: str = "auto", log=print) -> tuple[dict[str, np.ndarray], dict]:
+    """The MiniLM tensors: shipped, or (``recompute`` "auto" with the model installed, or
+    "always") re-encoded by the text plugin's encoder and compared with the shipped ones."""
+    from ..text.model import default_model_dir
+
+    shipped = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in bundle.minilm.items()}
+    info: dict[str, Any] = {"source": "shipped", "shipped_model_identity": bundle.minilm_meta.get("model_identity")}
+    if recompute == "never" or (recompute == "auto" and default_model_dir() is None):
+        return shipped, info
+    if recompute not in ("auto", "always", "never"):
+        raise ConfigError(f"recompute must be 'auto', 'always' or 'never', got {recompute!r}")
+    from ..text import TextEncoder
+
+    encoder = TextEncoder(progress=True)
+    fresh = encode_wikipedia(bundle, encoder)
+    diffs = {k: float(np.abs(fresh[k].astype(np.float64) - shipped[k]).max()) for k in ("class_all", "class_visual", "sentences_visual")}
+    info.update(source="recomputed", model_identity=encoder.resolved.identity, max_abs_diff=diffs,
+                matches_shipped=all(d <= RECOMPUTE_TOLERANCE for d in diffs.values()))
+    log(f"cub-text: re-encoded the Wikipedia sentences with {encoder.resolved.name}; largest difference "
+        f"from the shipped vectors {max(diffs.values()):.2e} (tolerance {RECOMPUTE_TOLERANCE:g})")
+    if not info["matches_shipped"]:
+        warnings.warn(f"re-encoded Wikipedia vectors differ from the shipped ones: {diffs}; using the re-encoded ones")
+    return fresh, info
+
+
+def class_arrays(bundle: CubText, vectors: dict[str, np.ndarray], sentences: str) -> dict[str, np.ndarray]:
+    """One row per class for each modality (the inputs of the baselines and of retrieval)."""
+    return {"att": bundle.attributes, "sent": bundle.sentence_embeddings, "wiki": vectors[f"class_{sentences}"]}
+
+
+def alignment_data(bundle: CubText, vectors: dict[str, np.ndarray], text_mode: str, sentences: str, class_repeats: int):
+    """The :class:`AlignmentData` the Aligner trains on (``trainval`` = seen classes only)."""
+    from ..data import AlignmentData
+
+    arrays = class_arrays(bundle, vectors, sentences)
+    class_features = {"att": arrays["att"], "sent": arrays["sent"]}
+    if text_mode == "class":
+        class_features["wiki"] = arrays["wiki"]
+        seen, unseen = bundle.seen, bundle.unseen
+        labels = np.concatenate([np.repeat(seen, class_repeats), seen, unseen])
+        n = seen.size * class_repeats
+        splits = {"trainval": np.arange(n), "test_seen": np.arange(n, n + seen.size),
+                  "test_unseen": np.arange(n + seen.size, labels.size)}
+        return AlignmentData(labels, bundle.class_names, {}, class_features, splits, name="cub-text")
+    if sentences != "visual":
+        raise ConfigError("text_mode='sentences' trains on the visual sentences (shipped per sentence); use sentences='visual'")
+    _, flat_labels = bundle.flat_sentences()
+    labels = flat_labels[vectors["visual_index"]].astype(np.int64)
+    is_seen = np.isin(labels, bundle.seen)
+    held = []  # one sentence per seen class with >= 3 sentences: a non-empty test_seen (unused here)
+    for c in bundle.seen:
+        rows = np.flatnonzero(labels == c)
+        if rows.size >= 3:
+            held.append(rows[-1])
+    held = np.array(held, dtype=np.int64)
+    splits = {"trainval": np.setdiff1d(np.flatnonzero(is_seen), held), "test_seen": held,
+              "test_unseen": np.flatnonzero(~is_seen)}
+    return AlignmentData(labels, bundle.class_names, {"wiki": vectors["sentences_visual"]}, class_features, splits,
+                         name="cub-text")
+
+
+def build_modalities(names: Sequence[str], text_mode: str, hidden: tuple[int, int]):
+    from mmalign_plugins.class_embeddings import ClassAttributes, SentenceEmbeddings
+    from mmalign_plugins.text import ClassText, TextModality
+
+    text = ClassText if text_mode == "class" else TextModality
+    factory = {"att": lambda: ClassAttributes("att", source="att", hidden=hidden),
+               "sent": lambda: SentenceEmbeddings("sent", source="sent", hidden=hidden),
+               "wiki": lambda: text("wiki", source="wiki", hidden=hidden)}
+    return [factory[n]() for n in names]
+
+
+def _scores(queries: np.ndarray, gallery: np.ndarray, unseen: np.ndarray) -> dict[str, dict[str, float]]:
+    all_classes = np.arange(gallery.shape[0])
+    return {
+        "zsl": retrieval_metrics(similarity(queries[unseen], gallery[unseen]), unseen, unseen),
+        "gzsl": retrieval_metrics(similarity(queries[unseen], gallery), unseen, all_classes),
+    }
+
+
+def run_cub_text(
+    seeds: Iterable[int] = (0, 1, 2),
+    epochs: int = 50,
+    modalities: Sequence[str] = MODALITIES,
+    out: str | Path | None = None,
+    *,
+    text_mode: Literal["sentences", "class"] = "class",
+    sentences: Literal["visual", "all"] = "visual",
+    baselines: Sequence[str] = ("ridge", "cca"),
+    hidden: tuple[int, int] = (512, 512),
+    class_repeats: int = 15,
+    device: str = "cpu",
+    recompute: Literal["auto", "always", "never"] = "auto",
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """Run the CUB text retrieval benchmark and return ``{"meta", "records", "summary"}``.
+
+    Args:
+        seeds: one Aligner per seed and alignment (baseline CV folds use the seed too).
+        epochs: Aligner epochs (default 50; warm-up ramps scaled, see :func:`scaled_warmup`).
+        modalities: subset of ``("att", "sent", "wiki")``; every sub-alignment of >= 2 is trained.
+        out: folder for ``results.json`` and ``table.md`` (nothing written when None).
+        text_mode: ``"class"`` (default): one pooled Wikipedia vector per class, samples are
+            ``class_repeats`` copies of each seen class; ``"sentences"``: the visual sentences
+            are the Aligner's samples (``wiki`` per sample). ``"class"`` aligned better on average
+            (benchmarks/CUB_TEXT.md).
+        sentences: which sentences make a class's pooled vector: ``"visual"`` (default) or ``"all"``.
+        baselines: any of ``"ridge"``, ``"cca"`` (empty to skip).
+        hidden: (encoder, decoder) hidden sizes of every modality (default (512, 512)).
+        class_repeats: copies of each seen class per epoch when ``text_mode="class"``.
+        device: the Aligner's device (default ``"cpu"``; ``"auto"`` picks CUDA when present).
+        recompute: ``"auto"`` re-encodes the sentences when the MiniLM package is installed and
+            compares with the shipped vectors; ``"never"`` uses the shipped ones; ``"always"``.
+        progress: progress bars.
+    """
+    from ..aligner import Aligner
+
+    names = list(dict.fromkeys(modalities))
+    if len(names) < 2 or not set(names) <= set(MODALITIES):
+        raise ConfigError(f"modalities must be at least two of {MODALITIES}, got {list(modalities)}")
+    if text_mode not in ("sentences", "class") or sentences not in ("visual", "all"):
+        raise ConfigError(f"text_mode must be 'sentences' or 'class' and sentences 'visual' or 'all', got {text_mode!r}, {sentences!r}")
+    if text_mode == "sentences" and sentences != "visual":
+        raise ConfigError("text_mode='sentences' trains on the visual sentences (shipped per sentence); use sentences='visual'")
+    seeds = [int(s) for s in seeds]
+    started = time.perf_counter()
+    bundle = load_cub_text()
+    vectors, text_info = wiki_vectors(bundle, recompute if "wiki" in names else "never", log)
+    arrays = class_arrays(bundle, vectors, sentences)
+    data = alignment_data(bundle, vectors, text_mode, sentences, class_repeats)
+    records: list[dict[str, Any]] = []
+    seconds: dict[str, float] = {}
+
+    for name in baselines:
+        t0 = time.perf_counter()
+        galleries = {"zsl": bundle.unseen, "gzsl": np.arange(bundle.num_classes)}
+        for seed, (a, b) in itertools.product(seeds, itertools.permutations(names, 2)):
+            sims, params = baseline_retrieval(name, arrays[a], arrays[b], bundle.seen,
+                                              [(bundle.unseen, g) for g in galleries.values()], seed=seed)
+            for (setting, gallery), sim in zip(galleries.items(), sims):
+                records.append({"method": name, "alignment": f"{a}+{b}", "seed": seed, "query": a, "gallery": b,
+                                "setting": setting, **retrieval_metrics(sim, bundle.unseen, gallery), "params": params})
+        seconds[name] = time.perf_counter() - t0
+        log(f"cub-text: {name} done in {seconds[name]:.1f} s")
+
+    subsets = [c for k in range(2, len(names) + 1) for c in itertools.combinations(names, k)]
+    for subset in subsets:
+        label = "+".join(subset)
+        t0 = time.perf_counter()
+        for seed in seeds:
+            config = {"seed": seed, "device": device, "training": {"epochs": epochs, "warmup": scaled_warmup(epochs)}}
+            aligner = Aligner(build_modalities(subset, text_mode, hidden), config)
+            aligner.fit(data, progress=progress)
+            latents = {m: aligner.encode(m, arrays[m])[0].cpu().numpy() for m in subset}
+            loss = aligner.history[-1].terms["loss"]
+            for a, b in itertools.permutations(subset, 2):
+                for setting, m in _scores(latents[a], latents[b], bundle.unseen).items():
+                    records.append({"method": "aligner", "alignment": label, "seed": seed, "query": a, "gallery": b,
+                                    "setting": setting, **m, "final_loss": loss})
+        seconds[f"aligner {label}"] = time.perf_counter() - t0
+        log(f"cub-text: aligner {label} x {len(seeds)} seeds in {seconds[f'aligner {label}']:.1f} s")
+
+    meta = _meta(seeds, epochs, names, text_mode, sentences, hidden, class_repeats, device, text_info, data, bundle)
+    meta["seconds"] = {**{k: round(v, 2) for k, v in seconds.items()}, "total": round(time.perf_counter() - started, 2)}
+    result = {"meta": meta, "records": records, "summary": summarize(records)}
+    if out is not None:
+        write_report(Path(out), result)
+    return result
+
+
+def _meta(seeds, epochs, names, text_mode, sentences, hidden, class_repeats, device, text_info, data, bundle):
+    from ..benchmark import device_name
+    from ..aligner import resolve_device
+    from .. import __version__
+
+    return {
+        "benchmark": "cub-text", "mmalign_version": __version__, "seeds": seeds, "epochs": epochs,
+        "modalities": names, "text_mode": text_mode, "sentences": sentences, "hidden": list(hidden),
+        "class_repeats": class_repeats if text_mode == "class" else None,
+        "train_samples": int(data.splits["trainval"].size), "seen_classes": int(bundle.seen.size),
+        "unseen_classes": int(bundle.unseen.size), "device": device_name(resolve_device(device)),
+        "similarity": "cosine", "text_vectors": text_info,
+        "chance": {"zsl": {"top1": 1 / 50, "top5": 5 / 50}, "gzsl": {"top1": 1 / 200, "top5": 5 / 200}},
+        "data": json.loads(json.dumps({k: v for k, v in bundle.minilm_meta.items() if k in ("model", "pooling", "normalize", "max_length")})),
+    }

@@ -1,0 +1,111 @@
+"""The shipped CUB text bundle and the cub-text benchmark (tiny run, no model needed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mmalign.retrieval.cub_data import VISUAL_PATTERN, bundle_dir, class_means, load_cub_text
+from mmalign.retrieval.cub_text import alignment_data, class_arrays, run_cub_text, scaled_warmup, wiki_vectors
+from mmalign.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return load_cub_text()
+
+
+def test_cub_text_bundle_shapes_split_and_order(bundle):
+    assert bundle.attributes.shape == (200, 312) and bundle.sentence_embeddings.shape == (200, 1024)
+    assert bundle.seen.size == 150 and bundle.unseen.size == 50
+    assert np.array_equal(np.union1d(bundle.seen, bundle.unseen), np.arange(200))
+    assert bundle.class_names[0] == "002.Laysan_Albatross"  # xlsa17 order, not CUB's 001..200
+    np.testing.assert_allclose(np.linalg.norm(bundle.attributes, axis=1), 1.0, atol=1e-5)
+    texts, labels = bundle.flat_sentences()
+    assert len(texts) == 8255 and labels.shape == (8255,)
+    assert all(len(s) >= 10 for s in bundle.sentences)
+
+
+def test_cub_text_bundle_is_small_and_attributed():
+    root = bundle_dir()
+    total = sum(p.stat().st_size for p in root.iterdir())
+    assert total < 6e6
+    sources = (root / "SOURCES.md").read_text()
+    assert "CC BY-SA 3.0" in sources and "Reed" in sources and "xlsa17" in sources
+
+
+def test_cub_text_visual_filter_and_shipped_vectors_agree(bundle):
+    mask = bundle.visual_mask()
+    texts, labels = bundle.flat_sentences()
+    assert np.array_equal(bundle.minilm["visual_index"], np.flatnonzero(mask))
+    assert set(np.unique(labels[mask])) == set(range(200))  # every class keeps some sentences
+    assert VISUAL_PATTERN.search("it has a bright yellow throat") and not VISUAL_PATTERN.search("it nests in canada")
+    sent = bundle.minilm["sentences_visual"].astype(np.float32)
+    np.testing.assert_allclose(np.linalg.norm(sent, axis=1), 1.0, atol=2e-3)
+    # the shipped class means are the means of the shipped sentence vectors (float16 rounding aside)
+    np.testing.assert_allclose(class_means(sent, labels[mask], 200), bundle.minilm["class_visual"], atol=2e-3)
+
+
+def test_cub_text_bundle_rejects_a_tampered_file(tmp_path, bundle):
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle.path, copy)
+    doc = json.loads((copy / "wikipedia_sentences.json").read_text())
+    doc["classes"][0]["sentences"][0] = "plain words only"  # changes which sentences are visual
+    (copy / "wikipedia_sentences.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="visual-sentence filter.*selects 3182"):
+        load_cub_text(copy)
+    flags = [bool(VISUAL_PATTERN.search(t)) for t in bundle.sentences[0]]
+    visual, plain = flags.index(True), flags.index(False)
+    doc["classes"][0]["sentences"] = list(bundle.sentences[0])
+    doc["classes"][0]["sentences"][visual] = "plain words only"  # same count, other sentences
+    doc["classes"][0]["sentences"][plain] = "a red bill"
+    (copy / "wikipedia_sentences.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="visual_index"):
+        load_cub_text(copy)
+    (copy / "cub_text.safetensors").write_bytes(b"junk")
+    with pytest.raises(DataError, match="cannot read"):
+        load_cub_text(copy)
+
+
+@pytest.mark.parametrize("mode", ["sentences", "class"])
+def test_cub_text_alignment_data_trains_on_seen_classes_only(bundle, mode):
+    vectors, info = wiki_vectors(bundle, "never")
+    assert info["source"] == "shipped"
+    data = alignment_data(bundle, vectors, mode, "visual", class_repeats=3).validate()
+    assert np.array_equal(np.unique(data.labels[data.split("trainval")]), bundle.seen)
+    assert np.array_equal(np.unique(data.labels[data.split("test_unseen")]), bundle.unseen)
+    arrays = class_arrays(bundle, vectors, "visual")
+    assert {k: v.shape for k, v in arrays.items()} == {"att": (200, 312), "sent": (200, 1024), "wiki": (200, 384)}
+
+
+def test_cub_text_scaled_warmup_is_the_recipe_at_100_epochs():
+    from mmalign.config import Warmup
+
+    assert scaled_warmup(100) == {k: v.model_dump() for k, v in Warmup()}
+    assert scaled_warmup(50)["cross"] == {"start": 10.5, "end": 37.5, "factor": 2.37}
+
+
+def test_cub_text_benchmark_runs_offline_and_writes_its_table(tmp_path):
+    result = run_cub_text(seeds=[0], epochs=1, modalities=("att", "wiki"), out=tmp_path, baselines=("ridge",),
+                          text_mode="class", class_repeats=1, hidden=(32, 32), recompute="never", progress=False,
+                          log=lambda msg: None)
+    records = result["records"]
+    assert {(r["method"], r["query"], r["gallery"], r["setting"]) for r in records} == {
+        (m, a, b, s) for m in ("ridge", "aligner") for a, b in (("att", "wiki"), ("wiki", "att")) for s in ("zsl", "gzsl")
+    }
+    assert all(0.0 <= r[k] <= 1.0 for r in records for k in ("top1", "top5", "mrr"))
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["meta"]["text_vectors"]["source"] == "shipped" and saved["meta"]["seconds"]["total"] > 0
+    table = (tmp_path / "table.md").read_text()
+    assert "| att → wiki | ridge |" in table and "aligner (M=2)" in table
+
+
+def test_cub_text_benchmark_rejects_bad_arguments():
+    with pytest.raises(ConfigError, match="at least two"):
+        run_cub_text(modalities=("att",))
+    with pytest.raises(ConfigError, match="text_mode"):
+        run_cub_text(text_mode="words")
