@@ -28,9 +28,13 @@ Modes:
   so the O(N) ``randperm`` per step is included). Each point runs in its own process so that peak
   RSS (CPU) or ``torch.cuda.max_memory_allocated`` (GPU) belongs to that point alone.
 
+On a CPU shared with other processes, run with ``OMP_WAIT_POLICY=PASSIVE`` or ``--threads 1``:
+OpenMP's default spin-waiting makes two threads 5-10x slower than one there (SPEED.md).
+
 Examples::
 
     python benchmarks/bench_speed.py --quick --threads 1 --json runs/speed_quick.json
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_speed.py --quick --threads 2
     python benchmarks/bench_speed.py --paths fast --epochs 100 --json runs/speed_full_fast.json
     python benchmarks/bench_speed.py --growth --threads 1 --json runs/speed_growth.json
 """

@@ -114,8 +114,10 @@ def train_fast(
     * ``precision``: ``"fp32"`` or ``"bf16"`` (autocast of the matrix products; master weights,
       losses and optimiser stay fp32);
     * ``compile``: ``torch.compile`` the step's forward/backward (pays a one-off compile time);
-    * ``num_threads``: intra-op threads for the duration (on a shared CPU, fewer threads than cores
-      is often faster);
+    * ``num_threads``: intra-op threads for the duration. On a CPU shared with other work, OpenMP's
+      default spin-waiting makes 2 threads 5-10x *slower* than 1; start Python with
+      ``OMP_WAIT_POLICY=PASSIVE`` (read when torch loads, so it cannot be set from here) or use one
+      thread (``benchmarks/SPEED.md``);
     * ``linear``: ``"auto"`` (oneDNN for the fp32 CPU products where it measures faster), ``"aten"``
       (PyTorch's default kernels) or ``"onednn"`` (require the oneDNN route).
 
