@@ -97,7 +97,7 @@ def train(
     device = data.labels.device
     names = model.term_names()
     history: list[EpochLog] = []
-    bar = _progress_bar(config.epochs, start_epoch, progress)
+    bar = progress_bar(config.epochs, start_epoch, progress)
     try:
         for epoch in range(start_epoch, config.epochs):
             started = time.perf_counter()
@@ -112,13 +112,8 @@ def train(
                 optimizer.step()
                 sums += torch.stack([terms[k].detach() for k in names])
                 if (step + 1) % config.log_every == 0:
-                    _check_finite(names, sums, epoch, step)
-            means = dict(zip(names, (sums / steps).tolist()))
-            _check_finite(names, sums, epoch, steps - 1)
-            history.append(EpochLog(epoch, means, time.perf_counter() - started))
-            if bar is not None:
-                bar.set_postfix(_short(means), refresh=False)
-                bar.update(1)
+                    check_finite(names, sums, epoch, step)
+            finish_epoch(names, sums, steps, epoch, started, history, bar)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, history)
     finally:
@@ -128,7 +123,19 @@ def train(
     return history
 
 
-def _check_finite(names: list[str], sums: torch.Tensor, epoch: int, step: int) -> None:
+def finish_epoch(names: list[str], sums: torch.Tensor, steps: int, epoch: int, started: float,
+                 history: list[EpochLog], bar) -> None:
+    """End-of-epoch bookkeeping shared by every training loop: the finiteness check, the epoch's
+    mean terms in ``history`` and the progress bar (the epoch's one host sync)."""
+    check_finite(names, sums, epoch, steps - 1)
+    means = dict(zip(names, (sums / steps).tolist()))
+    history.append(EpochLog(epoch, means, time.perf_counter() - started))
+    if bar is not None:
+        bar.set_postfix(short_summary(means), refresh=False)
+        bar.update(1)
+
+
+def check_finite(names: list[str], sums: torch.Tensor, epoch: int, step: int) -> None:
     finite = torch.isfinite(sums)
     if not bool(finite.all()):
         bad = [names[i] for i in torch.nonzero(~finite).flatten().tolist()]
@@ -138,7 +145,7 @@ def _check_finite(names: list[str], sums: torch.Tensor, epoch: int, step: int) -
         )
 
 
-def _short(means: Mapping[str, float]) -> dict[str, str]:
+def short_summary(means: Mapping[str, float]) -> dict[str, str]:
     """Progress-bar summary: the total and each family of terms."""
     out = {"loss": f"{means['loss']:.4g}"}
     for family in ("recon", "kl", "cross", "align"):
@@ -148,7 +155,7 @@ def _short(means: Mapping[str, float]) -> dict[str, str]:
     return out
 
 
-def _progress_bar(total: int, start: int, enabled: bool):
+def progress_bar(total: int, start: int, enabled: bool):
     if not enabled:
         return None
     from tqdm.auto import tqdm

@@ -25,7 +25,7 @@ import torch
 from ..config import TrainConfig
 from ..engine import AlignedVAE
 from ..errors import ConfigError, TrainingError
-from ..training import EpochLog, TrainingTensors, _progress_bar, _short, weights_at
+from ..training import EpochLog, TrainingTensors, progress_bar, short_summary, weights_at
 from .forward import active_families, batched_terms, draw_step, noise_shape
 from .optim import make_fused_optimizer
 from .stacked import StackedNetworks
@@ -107,7 +107,7 @@ def train_seeds(
     step_fn = torch.compile(all_runs, dynamic=False) if compile else all_runs
     autocast_context(device, precision)  # validates precision
     histories: list[list[EpochLog]] = [[] for _ in range(seeds)]
-    bar = _progress_bar(config.epochs, start_epoch, progress)
+    bar = progress_bar(config.epochs, start_epoch, progress)
     template.train()
     try:
         with thread_count(num_threads):
@@ -133,7 +133,7 @@ def train_seeds(
                 for s in range(seeds):
                     histories[s].append(EpochLog(epoch, dict(zip(names, means[s])), seconds))
                 if bar is not None:
-                    bar.set_postfix(_short(histories[0][-1].terms), refresh=False)
+                    bar.set_postfix(short_summary(histories[0][-1].terms), refresh=False)
                     bar.update(1)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch, histories)

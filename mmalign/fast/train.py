@@ -33,7 +33,7 @@ import torch
 from ..config import TrainConfig
 from ..engine import AlignedVAE
 from ..errors import ConfigError, TrainingError
-from ..training import EpochLog, TrainingTensors, _check_finite, _progress_bar, _short, weights_at
+from ..training import EpochLog, TrainingTensors, check_finite, finish_epoch, progress_bar, weights_at
 from .forward import active_families, draw_step, noise_shape, noisy_terms
 from .onednn import OneDnnLinear, available as onednn_available
 from .optim import FusedScope, make_fused_optimizer
@@ -140,7 +140,7 @@ def train_fast(
     shape = noise_shape(model, batch_size)
     step_fn = make_step_fn(model, precision, compile, device, linear)
     history: list[EpochLog] = []
-    bar = _progress_bar(config.epochs, start_epoch, progress)
+    bar = progress_bar(config.epochs, start_epoch, progress)
     try:
         fused.enter()
         with thread_count(num_threads):
@@ -159,13 +159,8 @@ def train_fast(
                     optimizer.step()
                     sums += terms.detach()
                     if (step + 1) % config.log_every == 0:
-                        _check_finite(names, sums, epoch, step)
-                means = dict(zip(names, (sums / steps).tolist()))
-                _check_finite(names, sums, epoch, steps - 1)
-                history.append(EpochLog(epoch, means, time.perf_counter() - started))
-                if bar is not None:
-                    bar.set_postfix(_short(means), refresh=False)
-                    bar.update(1)
+                        check_finite(names, sums, epoch, step)
+                finish_epoch(names, sums, steps, epoch, started, history, bar)
                 if on_epoch_end is not None:
                     fused.exit()
                     on_epoch_end(epoch, history)
