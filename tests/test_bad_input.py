@@ -58,6 +58,28 @@ def test_wrong_dimension_at_encode_is_named(tmp_path):
         a.encode("image_features", np.zeros((3, 12), np.float32))
 
 
+@pytest.mark.parametrize("field,texts,message", [
+    ("sample_texts", "one string", "must be a list of strings"),
+    ("sample_texts", ["a"] * 3, "has 3 entries, expected"),
+    ("sample_texts", None, "entry 5 must be a string"),
+    ("class_texts", None, "entry 2 must be a string or a non-empty list of strings"),
+    ("class_texts", "clash", "also a feature array"),
+])
+def test_texts_are_validated_with_their_key(field, texts, message):
+    data = make_toy_data()
+    rows = data.num_samples if field == "sample_texts" else data.num_classes
+    key = "descriptions"
+    if texts is None:
+        texts = ["fine"] * rows
+        texts[5 if field == "sample_texts" else 2] = 7 if field == "sample_texts" else []
+    elif texts == "clash":
+        key, texts = "attributes", ["fine"] * rows
+    getattr(data, field)[key] = texts
+    with pytest.raises(DataError, match=message) as info:
+        data.validate()
+    assert f"{field}[{key!r}]" in str(info.value)
+
+
 def test_feature_rows_must_match_labels():
     data = make_toy_data()
     data.sample_features["features"] = data.sample_features["features"][:-1]

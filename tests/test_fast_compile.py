@@ -27,14 +27,6 @@ pytestmark = [
 ON = {"start": -1, "end": 3, "factor": 1.0}  # every weight non-zero from epoch 0: one graph per path
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def setup(seed=0):
     a = mmalign.Aligner([{"kind": "image_features", "hidden": (16, 12)}, {"kind": "attributes", "hidden": (8, 8)}],
                         {"seed": seed, "device": "cpu", "latent_size": 4,

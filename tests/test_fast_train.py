@@ -20,15 +20,6 @@ from mmalign.training import make_optimizer, train
 CLOSE = dict(rtol=1e-4, atol=1e-4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and immune to a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Vec(FeatureModality):
     kind = "fast_test_vec"
 
@@ -215,3 +206,53 @@ def test_fast_train_raises_on_non_finite_loss():
     model = a.build(a.dims)
     with pytest.raises(mmalign.TrainingError, match="non-finite"):
         train_fast(model, tensors, a.config.training.model_copy(update={"epochs": 3}), torch.Generator(), progress=False)
+
+
+@pytest.mark.parametrize("warmup", [{"start": 1, "end": 3, "factor": 2.0}, {"start": 0, "end": 2, "factor": 1.0}])
+def test_fast_graph_loop_matches_eager(warmup):
+    # graphs=True on a CPU: the static-buffer loop a CUDA graph replays (random numbers written with
+    # out=, every family on with its weight from a tensor), run without capturing
+    a = aligner(training={"epochs": 4, "batch_size": 16, "warmup": {"cross": warmup}})
+    assert_same_run(*both_paths(a, make_toy_data(), graphs=True))
+
+
+def test_fast_graph_loop_resumes_a_given_optimizer_like_eager():
+    a = aligner(epochs=3)
+    data = make_toy_data()
+    tensors, config = a.training_tensors(data), a.config.training
+    m1 = a.build(a.dims)
+    m2 = copy.deepcopy(m1)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    o1, o2 = make_optimizer(m1, config), make_optimizer(m2, config)
+    half = config.model_copy(update={"epochs": 1})
+    train(m1, tensors, half, g1, optimizer=o1, progress=False)
+    train_fast(m2, tensors, half, g2, optimizer=o2, progress=False, graphs=True)
+    assert not o2.param_groups[0]["capturable"]  # the caller's flags come back
+    h1 = train(m1, tensors, config, g1, optimizer=o1, start_epoch=1, progress=False)
+    h2 = train_fast(m2, tensors, config, g2, optimizer=o2, start_epoch=1, progress=False, graphs=True)
+    assert_same_run(h1, m1, h2, m2)
+
+
+def test_fast_graph_warmup_state_is_put_back():
+    # the warm-up steps before a capture change weights and Adam state; both must come back exactly
+    from mmalign.fast.graphs import _restore, _snapshot
+
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.Adam(model.parameters(), amsgrad=True)
+    params = list(model.parameters())
+    for fresh in (True, False):
+        before = [p.detach().clone() for p in params]
+        state_before = {k: v.clone() for k, v in opt.state[params[0]].items()} if not fresh else None
+        saved = _snapshot(params, opt)
+        for _ in range(3):
+            model(torch.randn(5, 4)).square().sum().backward()
+            opt.step()
+        _restore(saved, params, opt)
+        assert all(torch.equal(p, b) and p.grad is None for p, b in zip(params, before))
+        state = opt.state[params[0]]
+        if fresh:
+            assert all(not bool(v.any()) for v in state.values())
+        else:
+            assert all(torch.equal(state[k], state_before[k]) for k in state_before)
+        model(torch.randn(5, 4)).square().sum().backward()
+        opt.step()  # a real step, so the next round starts from a non-fresh state

@@ -10,15 +10,6 @@ from mmalign.protocols import ClassifierHparams, predict, train_classifier, trai
 from mmalign.protocols.classifier import _IndexStream, steps_per_epoch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: keep the reference loop off OpenMP (slow on a shared, busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def blobs(n=1000, classes=12, dim=16, seed=0, spread=1.0):
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(classes, dim, generator=g) * 2

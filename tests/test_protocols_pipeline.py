@@ -18,15 +18,6 @@ LATENT = 4
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: keep the reference loop off OpenMP (slow on a shared, busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class ToyModality:
     def __init__(self, name, source, granularity):
         self.name, self.source, self.granularity = name, source, granularity
@@ -231,6 +222,17 @@ def test_validation_view_holds_only_train_and_val_rows():
     assert len(view.splits["trainval"]) + len(view.splits["test_seen"]) == len(data.splits["train"])
     assert set(view.classes_of("test_seen")) == set(view.classes_of("trainval"))      # held out per class
     assert np.array_equal(view.unseen_classes, np.arange(len(train_classes), view.num_classes))
+
+
+def test_validation_view_carries_the_texts_of_its_rows_and_classes():
+    data = toy_data()
+    data.sample_texts["caption"] = [f"image {i} of class {c}" for i, c in enumerate(data.labels)]
+    data.class_texts["wiki"] = [[f"class {c}", "a bird"] for c in range(data.num_classes)]
+    view = validation_view(data.validate(), seed=0).validate()
+    ids = view.meta["class_ids"]
+    assert view.class_texts["wiki"] == [[f"class {c}", "a bird"] for c in ids]
+    for text, label in zip(view.sample_texts["caption"], view.labels):
+        assert text.endswith(f"of class {ids[label]}")
 
 
 def test_validation_view_requires_train_and_val_splits():

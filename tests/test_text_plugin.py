@@ -27,7 +27,7 @@ def sentence_data(rng, classes: int = 6, per_class: int = 8) -> mmalign.Alignmen
     return mmalign.AlignmentData(
         labels=labels, class_names=[f"c{i}" for i in range(classes)], class_features={"attributes": att},
         splits={"trainval": seen[1::2], "test_seen": seen[::2], "test_unseen": np.flatnonzero(labels >= classes - 2)},
-        meta={"texts": {"text": texts}}, name="toy-text",
+        sample_texts={"text": texts}, name="toy-text",
     )
 
 
@@ -53,7 +53,7 @@ def test_text_plugin_prepare_encodes_texts_per_sample(tiny_model, tmp_path):
     modality = TextModality(**options(tiny_model, tmp_path))
     rows = modality.prepare(data)
     assert rows.shape == (data.num_samples, 32) and rows.dtype == np.float32
-    np.testing.assert_allclose(modality.embed(data.meta["texts"]["text"][:3]), rows[:3], atol=1e-6)
+    np.testing.assert_allclose(modality.embed(data.sample_texts["text"][:3]), rows[:3], atol=1e-6)
     assert modality.describe()["text_model"]["identity"] == modality.encoder.resolved.identity
 
 
@@ -70,7 +70,7 @@ def test_text_plugin_uses_precomputed_embeddings_and_checks_lengths(tiny_model, 
     data.sample_features["text"] = np.ones((data.num_samples, 5), dtype=np.float32)
     assert TextModality(**options(tiny_model, tmp_path)).prepare(data).shape == (data.num_samples, 5)
     short = sentence_data(np.random.default_rng(1))
-    short.meta["texts"]["text"] = short.meta["texts"]["text"][:-1]
+    short.sample_texts["text"] = short.sample_texts["text"][:-1]
     with pytest.raises(DataError, match="needs 48 texts"):
         TextModality(**options(tiny_model, tmp_path)).prepare(short)
     with pytest.raises(DataError, match="neither texts nor an embedding array"):
@@ -88,3 +88,17 @@ def test_text_plugin_trains_with_the_aligner_and_reloads(tiny_model, tmp_path):
     aligner.save(tmp_path / "ckpt")
     again = mmalign.Aligner.load(tmp_path / "ckpt", modalities=mods)
     np.testing.assert_allclose(again.encode("text", rows)[0].numpy(), mu.numpy(), atol=1e-6)
+
+
+def test_text_plugin_reads_class_texts_and_the_older_meta_texts(tiny_model, tmp_path):
+    data = sentence_data(np.random.default_rng(2))
+    descriptions = [f"{WORDS[c]} bird" if c % 2 else [f"{WORDS[c]} bird", "small"] for c in range(data.num_classes)]
+    data.class_texts["wiki"] = descriptions
+    data.validate()
+    modality = ClassText(source="wiki", **options(tiny_model, tmp_path))
+    np.testing.assert_allclose(modality.prepare(data), modality.embed(descriptions), atol=1e-6)
+    legacy = sentence_data(np.random.default_rng(2))
+    legacy.meta["texts"] = {"text": legacy.sample_texts.pop("text")}
+    per_sample = TextModality(**options(tiny_model, tmp_path))
+    np.testing.assert_allclose(per_sample.prepare(legacy), per_sample.prepare(sentence_data(np.random.default_rng(2))),
+                               atol=1e-6)

@@ -33,8 +33,10 @@ def _fused_supported(device: str, dtype: torch.dtype) -> bool:
     return True
 
 
-def make_fused_optimizer(params: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Adam:
-    """Adam with the config's hyper-parameters, fused where the device supports it (else ``foreach``).
+def make_fused_optimizer(params: Iterable[torch.nn.Parameter], config: TrainConfig,
+                         capturable: bool = False) -> torch.optim.Adam:
+    """Adam with the config's hyper-parameters, fused where the device supports it (else ``foreach``);
+    ``capturable`` for a step captured as a CUDA graph.
 
     Same parameter order and state layout as :func:`mmalign.training.make_optimizer`, so state
     dicts move freely between the two.
@@ -44,7 +46,7 @@ def make_fused_optimizer(params: Iterable[torch.nn.Parameter], config: TrainConf
     kw = {"fused": True} if fused_supported(first.device, first.dtype) else {"foreach": True}
     return torch.optim.Adam(
         params, lr=config.lr, betas=config.betas, eps=config.eps,
-        amsgrad=config.amsgrad, weight_decay=config.weight_decay, **kw,
+        amsgrad=config.amsgrad, weight_decay=config.weight_decay, capturable=capturable, **kw,
     )
 
 

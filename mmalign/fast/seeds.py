@@ -9,8 +9,9 @@ number of steps, so one fused Adam over the stacked tensors is S independent Ada
 therefore matches ``train(models[s], data, config, generators[s])`` up to floating-point rounding
 (the batched products may sum in a different order).
 
-On a GPU this fills the device with small batches (one run of CADA-VAE is launch-bound); on a CPU
-it does the same arithmetic as S sequential runs, so the gain there is small.
+On a GPU this fills the device with small batches (one run of CADA-VAE is launch-bound), and the
+step is replayed as one CUDA graph as in :func:`~mmalign.fast.train_fast`; on a CPU it does the same
+arithmetic as S sequential runs, so the gain there is small.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..engine import AlignedVAE
 from ..errors import ConfigError, TrainingError
 from ..training import EpochLog, TrainingTensors, progress_bar, short_summary, weights_at
 from .forward import active_families, batched_terms, draw_step, noise_shape
+from .graphs import ALL_FAMILIES, GraphedSteps, capture_available
 from .optim import make_fused_optimizer
 from .stacked import StackedNetworks
 from .train import Precision, autocast_context, thread_count
@@ -66,6 +68,7 @@ def train_seeds(
     num_threads: int | None = None,
     load_back: bool = True,
     on_epoch_end: Callable[[int, list[list[EpochLog]]], None] | None = None,
+    graphs: bool | None = None,
 ) -> list[SeedRun]:
     """Train ``len(models)`` runs together; run ``s`` starts from ``models[s]``'s weights and draws
     from ``generators[s]``.
@@ -73,7 +76,7 @@ def train_seeds(
     Returns one :class:`SeedRun` per model (trained ``state_dict`` + history). With ``load_back``
     (default) the trained weights are also loaded into ``models`` (as :func:`~mmalign.training.train`
     trains in place) and the models are left in eval mode. ``precision``, ``compile`` and
-    ``num_threads`` as in :func:`mmalign.fast.train_fast`. Training runs epochs ``start_epoch ..
+    ``num_threads`` and ``graphs`` as in :func:`mmalign.fast.train_fast`. Training runs epochs ``start_epoch ..
     config.epochs - 1`` (the warm-up weights follow the epoch number) with a fresh optimiser;
     ``on_epoch_end(epoch, histories)`` is called after every epoch.
 
@@ -98,10 +101,12 @@ def train_seeds(
     nets = StackedNetworks(models)
     dtype = nets.parameters()[0].dtype
     shape = noise_shape(template, batch_size)
-    optimizer = make_fused_optimizer(nets.parameters(), config)
+    if graphs is None:
+        graphs = capture_available(device)
+    optimizer = make_fused_optimizer(nets.parameters(), config, capturable=graphs and capture_available(device))
 
     def all_runs(batch, masks, eps, weights, active):
-        with autocast_context(device, precision):
+        with autocast_context(device, precision, cache=not graphs):
             return batched_terms(template, nets.encode, nets.decode, batch, masks, eps, weights, active)
 
     step_fn = torch.compile(all_runs, dynamic=False) if compile else all_runs
@@ -111,20 +116,31 @@ def train_seeds(
     template.train()
     try:
         with thread_count(num_threads):
+            loop = None
+            if graphs:
+                loop = GraphedSteps(seeds, n, batch_size, template.names, shape, len(names),
+                                    lambda idx, eps, w: step_fn(*_gather(data, idx), eps, w, ALL_FAMILIES),
+                                    nets.parameters(), optimizer, device, dtype)
             for epoch in range(start_epoch, config.epochs):
                 started = time.perf_counter()
                 weights = weights_at(epoch, config)
-                active = active_families(weights)
-                w = torch.tensor([weights.beta, weights.gamma, weights.delta], device=device, dtype=dtype) if compile else weights
-                sums = torch.zeros(seeds, len(names), device=device)
+                if loop is not None:
+                    sums = loop.start_epoch(weights)
+                else:
+                    active = active_families(weights)
+                    w = torch.tensor([weights.beta, weights.gamma, weights.delta], device=device, dtype=dtype) if compile else weights
+                    sums = torch.zeros(seeds, len(names), device=device)
                 for step in range(steps):
-                    idx, eps = _draw(n, batch_size, template.names, shape, generators, device, dtype)
-                    batch, masks = _gather(data, idx)
-                    terms = step_fn(batch, masks, eps, w, active)
-                    optimizer.zero_grad(set_to_none=True)
-                    terms[:, -1].sum().backward()
-                    optimizer.step()
-                    sums += terms.detach()
+                    if loop is not None:
+                        loop.step(generators)
+                    else:
+                        idx, eps = _draw(n, batch_size, template.names, shape, generators, device, dtype)
+                        batch, masks = _gather(data, idx)
+                        terms = step_fn(batch, masks, eps, w, active)
+                        optimizer.zero_grad(set_to_none=True)
+                        terms[:, -1].sum().backward()
+                        optimizer.step()
+                        sums += terms.detach()
                     if (step + 1) % config.log_every == 0:
                         _check_finite_seeds(names, sums, epoch, step)
                 _check_finite_seeds(names, sums, epoch, steps - 1)
@@ -166,3 +182,4 @@ def _gather(data: TrainingTensors, idx: torch.Tensor):
     classes = data.labels[idx]
     rows.update({n: x[classes] for n, x in data.by_class.items()})
     return rows, {n: m[idx] for n, m in data.masks.items()}
+

@@ -18,6 +18,8 @@ to floating-point rounding. What changes:
   per on/off pattern of the warm-up weights, at most four);
 * on the CPU in fp32, ``nn.Linear`` runs through oneDNN where that measures faster than MKL
   (:mod:`mmalign.fast.onednn`; ``linear="aten"`` turns it off);
+* on a GPU the whole step (gather, forward, backward, Adam, running sums) is one CUDA graph
+  (:mod:`mmalign.fast.graphs`), replayed once per step with the random numbers drawn as above;
 * ``num_threads`` sets ``torch.set_num_threads`` for the duration (restored after).
 """
 
@@ -35,6 +37,7 @@ from ..engine import AlignedVAE
 from ..errors import ConfigError, TrainingError
 from ..training import EpochLog, TrainingTensors, check_finite, finish_epoch, progress_bar, weights_at
 from .forward import active_families, draw_step, noise_shape, noisy_terms
+from .graphs import ALL_FAMILIES, GraphedSteps, capturable, capture_available
 from .onednn import OneDnnLinear, available as onednn_available
 from .optim import FusedScope, make_fused_optimizer
 
@@ -42,12 +45,13 @@ Precision = Literal["fp32", "bf16"]
 LinearBackend = Literal["auto", "aten", "onednn"]
 
 
-def autocast_context(device: torch.device, precision: Precision):
-    """``torch.autocast`` to bf16 for ``"bf16"``, nothing for ``"fp32"``."""
+def autocast_context(device: torch.device, precision: Precision, cache: bool = True):
+    """``torch.autocast`` to bf16 for ``"bf16"``, nothing for ``"fp32"`` (``cache=False`` for a
+    step captured as a CUDA graph, as torch asks)."""
     if precision == "fp32":
         return contextlib.nullcontext()
     if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
     raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
 
 
@@ -78,13 +82,13 @@ def linear_context(device: torch.device, precision: Precision, compile: bool, li
 
 
 def make_step_fn(model: AlignedVAE, precision: Precision, compile: bool, device: torch.device,
-                 linear: LinearBackend = "auto") -> Callable:
+                 linear: LinearBackend = "auto", graphed: bool = False) -> Callable:
     """``fn(batch, masks, eps, weights, active) -> terms vector``: the forward pass of one step."""
     autocast_context(device, precision)  # validates precision
     mode = linear_context(device, precision, compile, linear)
 
     def step_terms(batch, masks, eps, weights, active):
-        with autocast_context(device, precision), (mode or contextlib.nullcontext()):
+        with autocast_context(device, precision, cache=not graphed), (mode or contextlib.nullcontext()):
             return noisy_terms(model, batch, masks, eps, weights, active)
 
     if compile:
@@ -106,6 +110,7 @@ def train_fast(
     compile: bool = False,
     num_threads: int | None = None,
     linear: LinearBackend = "auto",
+    graphs: bool | None = None,
 ) -> list[EpochLog]:
     """Train ``model`` in place, like :func:`mmalign.training.train` (same arguments, same return).
 
@@ -119,7 +124,10 @@ def train_fast(
       ``OMP_WAIT_POLICY=PASSIVE`` (read when torch loads, so it cannot be set from here) or use one
       thread (``benchmarks/SPEED.md``);
     * ``linear``: ``"auto"`` (oneDNN for the fp32 CPU products where it measures faster), ``"aten"``
-      (PyTorch's default kernels) or ``"onednn"`` (require the oneDNN route).
+      (PyTorch's default kernels) or ``"onednn"`` (require the oneDNN route);
+    * ``graphs``: replay the step as a CUDA graph (:mod:`mmalign.fast.graphs`; with ``compile``, the
+      compiled kernels are captured); ``None`` (default) means on for CUDA. ``True`` on a CPU runs
+      the same static-buffer loop without capturing (for testing it).
 
     A given ``optimizer`` that is a plain ``torch.optim.Adam`` (e.g. restored for a resumed run) is
     switched to the fused kernel in place for the duration (:class:`~mmalign.fast.optim.FusedScope`)
@@ -135,29 +143,42 @@ def train_fast(
     batch_size = min(config.batch_size, n)
     steps = math.ceil(n / config.batch_size)
     device = data.labels.device
+    if graphs is None:
+        graphs = capture_available(device)
     names = model.term_names()
     dtype = params[0].dtype
     shape = noise_shape(model, batch_size)
-    step_fn = make_step_fn(model, precision, compile, device, linear)
+    step_fn = make_step_fn(model, precision, compile, device, linear, graphed=graphs)
     history: list[EpochLog] = []
     bar = progress_bar(config.epochs, start_epoch, progress)
     try:
         fused.enter()
-        with thread_count(num_threads):
+        with thread_count(num_threads), capturable(optimizer, graphs and capture_available(device)):
+            loop = None
+            if graphs:
+                loop = GraphedSteps(None, n, batch_size, model.names, shape, len(names),
+                                    lambda idx, eps, w: step_fn(*data.batch(idx), eps, w, ALL_FAMILIES),
+                                    params, optimizer, device, dtype)
             for epoch in range(start_epoch, config.epochs):
                 started = time.perf_counter()
                 weights = weights_at(epoch, config)
-                active = active_families(weights)
-                w = torch.tensor([weights.beta, weights.gamma, weights.delta], device=device, dtype=dtype) if compile else weights
-                sums = torch.zeros(len(names), device=device)
+                if loop is not None:
+                    sums = loop.start_epoch(weights)
+                else:
+                    active = active_families(weights)
+                    w = torch.tensor([weights.beta, weights.gamma, weights.delta], device=device, dtype=dtype) if compile else weights
+                    sums = torch.zeros(len(names), device=device)
                 for step in range(steps):
-                    idx, eps = draw_step(n, batch_size, model.names, shape, generator, device, dtype)
-                    batch, masks = data.batch(idx)
-                    terms = step_fn(batch, masks, eps, w, active)
-                    optimizer.zero_grad(set_to_none=True)
-                    terms[-1].backward()
-                    optimizer.step()
-                    sums += terms.detach()
+                    if loop is not None:
+                        loop.step([generator])
+                    else:
+                        idx, eps = draw_step(n, batch_size, model.names, shape, generator, device, dtype)
+                        batch, masks = data.batch(idx)
+                        terms = step_fn(batch, masks, eps, w, active)
+                        optimizer.zero_grad(set_to_none=True)
+                        terms[-1].backward()
+                        optimizer.step()
+                        sums += terms.detach()
                     if (step + 1) % config.log_every == 0:
                         check_finite(names, sums, epoch, step)
                 finish_epoch(names, sums, steps, epoch, started, history, bar)
@@ -171,3 +192,4 @@ def train_fast(
             bar.close()
     model.eval()
     return history
+

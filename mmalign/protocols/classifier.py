@@ -15,7 +15,8 @@ Two implementations give the same weights bit for bit (same seed, same device):
 
 * :func:`train_reference`: a plain PyTorch loop, ``nn.Linear``, autograd, ``torch.optim.Adam``
   and, for ``"epoch"``, a ``torch.utils.data.DataLoader``. The baseline.
-* :func:`train_fast` (default): data resident on the device, one gather per epoch, the gradient of
+* :func:`train_fast` (default): data resident on the device, one gather per epoch (into static
+  buffers, so that on a GPU each epoch after the first replays as one CUDA graph), the gradient of
   ``NLL(log_softmax(x W^T + b))`` computed in closed form with the same kernels autograd would call,
   and the Adam update called directly: the fused kernel ``torch.optim.Adam(fused=True)`` runs, or
   the single-tensor update written out op for op (``ClassifierHparams.adam``). No
@@ -265,19 +266,20 @@ _LOG_SOFTMAX_BACKWARD = getattr(torch, "_log_softmax_backward_data", None)
 def train_fast(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, *, generator: torch.Generator,
     schedule: Schedule = "epoch", hparams: ClassifierHparams = ClassifierHparams(),
-    on_epoch: EpochCallback | None = None,
+    on_epoch: EpochCallback | None = None, graphs: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Train without autograd or DataLoader, same batches and same arithmetic as
-    :func:`train_reference` (module doc). Returns ``(weight, bias)``."""
+    :func:`train_reference` (module doc). Returns ``(weight, bias)``. On a GPU, with ``graphs``
+    (default), every epoch after the first is replayed as one CUDA graph."""
     _check(x, y, num_classes, epochs, hparams.batch_size, schedule)
     with torch.inference_mode(), _single_threaded(x.device):
-        weight, bias = _fast_loop(x, y, num_classes, epochs, generator, schedule, hparams, on_epoch)
+        weight, bias = _fast_loop(x, y, num_classes, epochs, generator, schedule, hparams, on_epoch, graphs)
     return weight.clone(), bias.clone()     # normal tensors again, outside inference mode
 
 
 def _fast_loop(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, generator: torch.Generator,
-    schedule: Schedule, hparams: ClassifierHparams, on_epoch: EpochCallback | None,
+    schedule: Schedule, hparams: ClassifierHparams, on_epoch: EpochCallback | None, graphs: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The training loop of :func:`train_fast`; runs under ``torch.inference_mode``."""
     n, d = x.shape
@@ -301,26 +303,46 @@ def _fast_loop(
     weight_t = weight.t()
     steps = steps_per_epoch(n, b_size, schedule)
     stream = _IndexStream(n, generator) if schedule == "stream" else None
+    # Each epoch's batches are gathered into static buffers, so that on a GPU the epoch's steps
+    # (fused path) can be replayed as one CUDA graph: captured after a first, eager epoch (which
+    # also warms up cuBLAS), replayed for every later one.
+    xs_buf = torch.empty(steps * b_size, d, device=x.device, dtype=x.dtype)
+    ys_buf = torch.empty(steps * b_size, device=x.device, dtype=y.dtype)
+    counters_buf = torch.empty(steps, device=x.device, dtype=torch.float32)
+    xs, ys = xs_buf.view(steps, b_size, d).unbind(0), ys_buf.view(steps, b_size).unbind(0)
+    counters = counters_buf.unbind(0)  # the optimiser's step counters, float32 as Adam(fused=True) keeps them
     addmm, log_softmax, index_select, mm, tsum, sqrt = (
         torch.addmm, torch.log_softmax, torch.index_select, torch.mm, torch.sum, torch.sqrt)
+
+    def gradients(xb: torch.Tensor, yb: torch.Tensor) -> None:
+        log_probs = log_softmax(addmm(bias, xb, weight_t), 1)
+        g = _softmax_nll_grad(index_select(neg_onehot, 0, yb), log_probs)
+        mm(g.t(), xb, out=grad_w)
+        tsum(g, 0, out=grad_b)
+
+    # Per-step arguments built once (a step is ~60 us on a CPU core: Python overhead counts).
+    batches = [(xs[k], ys[k], [counters[k]] * 2) for k in range(steps)]
+    adam_options = {"amsgrad": False, "lr": lr, "beta1": beta1, "beta2": beta2, "weight_decay": 0.0, "eps": eps,
+                    "maximize": False}
+
+    def fused_epoch() -> None:
+        for xb, yb, step_counters in batches:
+            gradients(xb, yb)
+            fused_adam(*adam_tensors, step_counters, **adam_options)
+
+    graph = _EpochGraph(fused_epoch) if fused and graphs and _capture_available(x.device) else None
     step = 0
     for epoch in range(epochs):
         order = epoch_permutation(n, generator)[: steps * b_size] if stream is None else stream.take(steps * b_size)
-        xs = x[order].view(steps, b_size, d).unbind(0)
-        ys = y[order].view(steps, b_size).unbind(0)
-        if fused:  # the optimiser's step counters, float32 as torch.optim.Adam(fused=True) keeps them
-            counters = torch.arange(step + 1, step + steps + 1, dtype=torch.float32, device=x.device).unbind(0)
-        for k in range(steps):
-            xb = xs[k]
-            log_probs = log_softmax(addmm(bias, xb, weight_t), 1)
-            g = _softmax_nll_grad(index_select(neg_onehot, 0, ys[k]), log_probs)
-            mm(g.t(), xb, out=grad_w)
-            tsum(g, 0, out=grad_b)
+        index_select(x, 0, order, out=xs_buf)
+        index_select(y, 0, order, out=ys_buf)
+        if fused:
+            torch.arange(step + 1, step + steps + 1, dtype=torch.float32, device=x.device, out=counters_buf)
+            graph.run() if graph is not None else fused_epoch()
+            step += steps
+        for k in range(0 if fused else steps):
+            gradients(xs[k], ys[k])
             step += 1
-            if fused:
-                fused_adam(*adam_tensors, [counters[k]] * 2, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
-                           weight_decay=0.0, eps=eps, maximize=False)
-                continue
             # torch.optim.Adam, single-tensor path, op for op.
             bias_correction1 = 1 - beta1**step
             bias_correction2 = 1 - beta2**step
@@ -331,6 +353,33 @@ def _fast_loop(
         if on_epoch is not None:
             on_epoch(epoch + 1, weight, bias)
     return weight, bias
+
+
+def _capture_available(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_available()
+
+
+class _EpochGraph:
+    """An epoch of the fused loop as one CUDA graph: the first :meth:`run` executes ``epoch``
+    eagerly (on a side stream, as torch asks before a capture) and then captures it; later runs
+    replay it. ``epoch`` must read and write only tensors that outlive the graph."""
+
+    def __init__(self, epoch: Callable[[], None]) -> None:
+        self.epoch = epoch
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def run(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+            return
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self.epoch()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.epoch()
 
 
 def train_classifier(

@@ -94,6 +94,8 @@ def validation_view(data: AlignmentData, seed: int = 0, holdout: float = 0.2) ->
         splits={"trainval": positions[: keep.size], "test_seen": positions[keep.size: keep.size + held.size],
                 "test_unseen": positions[keep.size + held.size:]},
         sample_masks={k: np.asarray(v)[rows] for k, v in data.sample_masks.items()},
+        sample_texts={k: [v[i] for i in rows] for k, v in data.sample_texts.items()},
+        class_texts={k: [v[c] for c in class_ids] for k, v in data.class_texts.items()},
         name=f"{data.name}/val",
         meta={"validation_of": data.name, "holdout": holdout, "seed": int(seed), "class_ids": class_ids.tolist()},
     )
