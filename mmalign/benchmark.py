@@ -233,3 +233,20 @@ def summary_table(records: list[dict[str, Any]]) -> str:
             paper_s = f"{paper:6.1f}" if paper is not None else "     -"
             lines.append(f"{ds:8} {setting:7} {shots:>5} {len(rs):>5}  {m:6} {mean:7.2f} +- {std:4.2f}  {paper_s}  {verdict}")
     return "\n".join(lines)
+
+
+def phase_times(records: list[dict[str, Any]]) -> str:
+    """Mean wall seconds per phase (VAE training, latent sampling, classifier, ...) over the runs,
+    per device and engine; the phases are those the records hold, in their order."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r.get("device_name", r.get("device", "?")), r.get("engine", "eager"),
+                           r.get("precision", "fp32")), []).append(r)
+    lines = ["wall seconds per phase (mean over runs)"]
+    for (device, engine, precision), rs in groups.items():
+        phases = list(dict.fromkeys(k for r in rs for k in r.get("seconds", {})))
+        means = ", ".join(f"{k} {np.mean([r['seconds'].get(k, 0.0) for r in rs]):.1f}" for k in phases)
+        total = np.mean([sum(r.get("seconds", {}).values()) for r in rs])
+        lines.append(f"  {device}, engine {engine} {precision}, {len(rs)} run(s): {means}; total {total:.1f}")
+    return "\n".join(lines)
+

@@ -158,7 +158,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import BenchmarkRequest, run_benchmark, summary_table
+    from .benchmark import BenchmarkRequest, phase_times, run_benchmark, summary_table
     from .runs import DataSpec
 
     set_threads(args.threads)
@@ -206,6 +206,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if records:
         print()
         print(summary_table(records))
+        print()
+        print(phase_times(records))
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     return 0
 
