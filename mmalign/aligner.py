@@ -145,6 +145,16 @@ class Aligner:
             self.dims[name] = int(array.shape[1])
         return tensors
 
+    def override(self, seed: int | None = None, epochs: int | None = None) -> None:
+        """Replace the config's seed and/or training epochs (``None``: keep)."""
+        updates: dict[str, Any] = {}
+        if seed is not None:
+            updates["seed"] = int(seed)
+        if epochs is not None:
+            updates["training"] = self.config.training.model_copy(update={"epochs": int(epochs)})
+        if updates:
+            self.config = self.config.model_copy(update=updates)
+
     def fit(
         self,
         data: AlignmentData,
@@ -161,13 +171,7 @@ class Aligner:
         With ``checkpoint_dir`` and ``checkpoint_every``, the full training state is saved there
         (atomically) every that many epochs and after the last; ``resume=True`` continues from it.
         """
-        updates: dict[str, Any] = {}
-        if seed is not None:
-            updates["seed"] = int(seed)
-        if epochs is not None:
-            updates["training"] = self.config.training.model_copy(update={"epochs": int(epochs)})
-        if updates:
-            self.config = self.config.model_copy(update=updates)
+        self.override(seed=seed, epochs=epochs)
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         data.validate()

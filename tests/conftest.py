@@ -33,6 +33,14 @@ def make_toy_data(seed: int = 0, classes: int = 12, per_class: int = 20, feat_di
     )
 
 
+def add_masked_feature(data: mmalign.AlignmentData, name: str, seed: int, absent: float, dim: int = 6):
+    """A random per-sample feature ``name`` that about a fraction ``absent`` of the samples lack."""
+    rng = np.random.default_rng(seed)
+    data.sample_features[name] = rng.random((data.num_samples, dim)).astype(np.float32)
+    data.sample_masks[name] = rng.random(data.num_samples) > absent
+    return data
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Every test runs torch on one intra-op thread: the tensors are tiny, and on a shared, busy CPU

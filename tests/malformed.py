@@ -36,6 +36,7 @@ import scipy.io
 import mmalign
 from mmalign.datasets.matfile import write_mat
 from mmalign.datasets.synthetic import write_xlsa17_layout
+from conftest import make_toy_data
 
 # A small valid data set: 12 classes (8 seen, 4 unseen), 10 images each, 16-d features, 6-d attributes.
 CLASSES, UNSEEN, PER_CLASS, FEAT_DIM, ATT_DIM = 12, 4, 10, 16, 6
@@ -49,22 +50,11 @@ PRIOR_RESULTS = [{"dataset": "EARLIER", "setting": "gzsl", "shots": 0, "seed": 0
 
 
 def small_data(seed: int = 0, per_class: int = PER_CLASS, feat_dim: int = FEAT_DIM) -> mmalign.AlignmentData:
-    """A valid AlignmentData; features are a noisy non-negative map of the class attributes."""
-    rng = np.random.default_rng(seed)
-    att = rng.random((CLASSES, ATT_DIM)).astype(np.float32)
-    labels = np.repeat(np.arange(CLASSES), per_class)
-    mix = rng.normal(size=(ATT_DIM, feat_dim))
-    feats = (np.maximum(att[labels] @ mix, 0) + 0.05 * rng.random((labels.size, feat_dim))).astype(np.float32)
-    seen = labels < CLASSES - UNSEEN
-    seen_idx = np.flatnonzero(seen)
-    test_seen = seen_idx[::5]
-    return mmalign.AlignmentData(
-        labels=labels, class_names=[f"class{i:02d}" for i in range(CLASSES)],
-        sample_features={"features": feats}, class_features={"attributes": att},
-        splits={"trainval": np.setdiff1d(seen_idx, test_seen), "test_seen": test_seen,
-                "test_unseen": np.flatnonzero(~seen)},
-        name="toy",
-    )
+    """A valid AlignmentData (conftest's toy data at this corpus' sizes); features are a noisy
+    non-negative map of the class attributes."""
+    data = make_toy_data(seed, classes=CLASSES, per_class=per_class, feat_dim=feat_dim, att_dim=ATT_DIM, unseen=UNSEEN)
+    data.class_names = [f"class{i:02d}" for i in range(CLASSES)]
+    return data
 
 
 def write_dataset(root: Path, name: str = "toy", data: mmalign.AlignmentData | None = None) -> Path:

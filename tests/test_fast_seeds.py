@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import make_toy_data
+from conftest import add_masked_feature, make_toy_data
 from torch import nn
 
 import mmalign
@@ -86,10 +86,7 @@ def test_fast_seeds_graph_loop_matches_eager():
 
 
 def test_fast_seeds_generic_modules_and_masks_match_eager():
-    data = make_toy_data()
-    rng = np.random.default_rng(1)
-    data.sample_features["odd"] = rng.random((data.num_samples, 6)).astype(np.float32)
-    data.sample_masks["odd"] = rng.random(data.num_samples) > 0.25
+    data = add_masked_feature(make_toy_data(), "odd", seed=1, absent=0.25)
     specs = [{"kind": "image_features", "hidden": (32, 24)}, {"kind": "attributes", "hidden": (16, 12)},
              Odd(name="odd", source="odd", hidden=(10, 10))]
     check_seeds_match_eager([3, 4], data, lambda s: aligner(s, specs=specs, reduction="mean"))

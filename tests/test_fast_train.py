@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import make_toy_data
+from conftest import add_masked_feature, make_toy_data
 
 import mmalign
 from mmalign.engine import AlignedVAE, LossWeights
@@ -64,10 +64,7 @@ def test_fast_train_matches_eager_fp32(mode, reduction, linear):
 
 
 def test_fast_train_matches_eager_three_modalities_with_masks_and_pair_weights():
-    data = make_toy_data()
-    rng = np.random.default_rng(3)
-    data.sample_features["audio"] = rng.random((data.num_samples, 6)).astype(np.float32)
-    data.sample_masks["audio"] = rng.random(data.num_samples) > 0.3
+    data = add_masked_feature(make_toy_data(), "audio", seed=3, absent=0.3)
     specs = [{"kind": "image_features", "hidden": (32, 24)}, {"kind": "attributes", "hidden": (16, 12)},
              Vec(name="audio", source="audio", hidden=(12, 10))]
     a = aligner(specs=specs, pair_weights={"cross/audio->image_features": 0.5, "align/attributes|audio": 0.0},

@@ -20,16 +20,6 @@ from .seeds import train_seeds
 from .train import train_fast
 
 
-def _configured(aligner: Aligner, seed: int | None, epochs: int | None) -> None:
-    updates: dict[str, Any] = {}
-    if seed is not None:
-        updates["seed"] = int(seed)
-    if epochs is not None:
-        updates["training"] = aligner.config.training.model_copy(update={"epochs": int(epochs)})
-    if updates:
-        aligner.config = aligner.config.model_copy(update=updates)
-
-
 def fit_fast(
     aligner: Aligner, data: AlignmentData, seed: int | None = None, split: str = "trainval",
     progress: bool = True, epochs: int | None = None, **options: Any,
@@ -39,7 +29,7 @@ def fit_fast(
 
     No checkpointing or resuming: for those, ``Aligner.fit`` itself should call ``train_fast``
     (it takes the same arguments as :func:`mmalign.training.train`)."""
-    _configured(aligner, seed, epochs)
+    aligner.override(seed=seed, epochs=epochs)
     data.validate()
     tensors = aligner.training_tensors(data, split)
     model = aligner.build(aligner.dims)
@@ -58,7 +48,7 @@ def fit_seeds(
     untrained except for its fitted normalisers."""
     if len(seeds) == 0:
         raise ValueError("fit_seeds needs at least one seed")
-    _configured(aligner, None, epochs)
+    aligner.override(epochs=epochs)
     data.validate()
     tensors = aligner.training_tensors(data, split)  # normalisers do not depend on the seed
     fitted: list[Aligner] = []

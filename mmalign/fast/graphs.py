@@ -18,18 +18,16 @@ first calls). Those steps run on random numbers from a scratch generator, and th
 optimiser state are put back afterwards, so the run starts exactly where it would have.
 
 On a CPU (``capture=False``) :class:`StepGraph` simply calls the step: the static-buffer loop runs
-as is, which the tests use to check it against the plain loop.
+as is, which the tests use to check it against the plain loop. The loops themselves are in
+:mod:`mmalign.fast.steps`; :func:`capture_after` also serves the classifier's epoch graph.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import torch
-
-#: Every weighted loss family on: the graph's one pattern (a family in warm-up has weight 0).
-ALL_FAMILIES = (True, True, True)
 
 
 class StepGraph:
@@ -47,20 +45,16 @@ class StepGraph:
         self.graph: torch.cuda.CUDAGraph | None = None
         if not capture:
             return
-        device = params[0].device
         saved = _snapshot(params, optimizer)
-        scratch = torch.Generator(device=device).manual_seed(0)
-        side = torch.cuda.Stream(device=device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
+        scratch = torch.Generator(device=params[0].device).manual_seed(0)
+
+        def warmup() -> None:
             for _ in range(warmup_steps):
                 refill(scratch)
                 body()
-        torch.cuda.current_stream(device).wait_stream(side)
-        _restore(saved, params, optimizer)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            body()
+            _restore(saved, params, optimizer)
+
+        self.graph = capture_after(warmup, body, params[0].device)
 
     def replay(self) -> None:
         if self.graph is None:
@@ -69,56 +63,19 @@ class StepGraph:
             self.graph.replay()
 
 
-class GraphedSteps:
-    """A training loop's step on static buffers, replayed as a CUDA graph where one can be captured.
-
-    ``runs=None``: one run, buffers ``perm (n,)``, ``eps[name] (B, z)``, ``sums (T,)`` and one
-    generator; ``runs=S``: S runs trained together, every buffer with a leading ``S`` and one
-    generator per run. ``terms(idx, eps, weights)`` is the forward pass (``idx`` the batch's rows,
-    ``(B,)`` or ``(S, B)``) returning the terms, the loss last; the step back-propagates the loss
-    (summed over runs), takes the optimiser step and adds the detached terms to :attr:`sums`.
-    """
-
-    def __init__(self, runs: int | None, n: int, batch_size: int, names: Sequence[str], shape: tuple[int, int],
-                 num_terms: int, terms: Callable, params: list[torch.Tensor], optimizer: torch.optim.Optimizer,
-                 device: torch.device, dtype: torch.dtype) -> None:
-        lead = () if runs is None else (runs,)
-        self.runs, self.n, self.names, self.shape, self.device, self.dtype = runs, n, list(names), shape, device, dtype
-        self.perm = torch.empty(*lead, n, dtype=torch.long, device=device)
-        self.eps = {name: torch.empty(*lead, *shape, device=device, dtype=dtype) for name in self.names}
-        self.weights = torch.zeros(3, device=device, dtype=dtype)
-        self.sums = torch.zeros(*lead, num_terms, device=device)
-
-        def body() -> None:
-            out = terms(self.perm[..., :batch_size], self.eps, self.weights)
-            loss = out[..., -1]
-            optimizer.zero_grad(set_to_none=True)
-            (loss if runs is None else loss.sum()).backward()
-            optimizer.step()
-            self.sums.add_(out.detach())
-
-        self.graph = StepGraph(body, lambda g: self.refill([g] * (runs or 1)), params, optimizer,
-                               capture=capture_available(device))
-
-    def refill(self, generators: Sequence[torch.Generator]) -> None:
-        """Each run's random numbers from its own generator, in the eager order (indices, then one
-        noise tensor per modality: :func:`~mmalign.fast.forward.draw_step`)."""
-        for s, g in enumerate(generators):
-            perm = self.perm if self.runs is None else self.perm[s]
-            torch.randperm(self.n, generator=g, device=self.device, out=perm)
-            for name in self.names:
-                eps = self.eps[name] if self.runs is None else self.eps[name][s]
-                torch.randn(self.shape, generator=g, device=self.device, dtype=self.dtype, out=eps)
-
-    def start_epoch(self, weights) -> torch.Tensor:
-        """Set the epoch's ``(beta, gamma, delta)`` and zero the sums; returns the sums buffer."""
-        self.weights.copy_(torch.tensor([weights.beta, weights.gamma, weights.delta], dtype=self.dtype))
-        self.sums.zero_()
-        return self.sums
-
-    def step(self, generators: Sequence[torch.Generator]) -> None:
-        self.refill(generators)
-        self.graph.replay()
+def capture_after(warmup: Callable[[], None], body: Callable[[], None], device: torch.device) -> torch.cuda.CUDAGraph:
+    """Run ``warmup`` on a side stream (torch asks for eager runs of the work before a capture:
+    cuBLAS and the allocator set themselves up on first use), then capture ``body`` as a graph."""
+    with torch.cuda.device(device):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            warmup()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            body()
+    return graph
 
 
 def capture_available(device: torch.device) -> bool:

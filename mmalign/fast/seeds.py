@@ -27,8 +27,9 @@ from ..config import TrainConfig
 from ..engine import AlignedVAE
 from ..errors import ConfigError, TrainingError
 from ..training import EpochLog, TrainingTensors, progress_bar, short_summary, weights_at
-from .forward import active_families, batched_terms, draw_step, noise_shape
-from .graphs import ALL_FAMILIES, GraphedSteps, capture_available
+from .forward import batched_terms, noise_shape
+from .graphs import capture_available
+from .steps import GraphedSteps, Steps
 from .optim import make_fused_optimizer
 from .stacked import StackedNetworks
 from .train import Precision, autocast_context, thread_count
@@ -116,31 +117,14 @@ def train_seeds(
     template.train()
     try:
         with thread_count(num_threads):
-            loop = None
-            if graphs:
-                loop = GraphedSteps(seeds, n, batch_size, template.names, shape, len(names),
-                                    lambda idx, eps, w: step_fn(*_gather(data, idx), eps, w, ALL_FAMILIES),
-                                    nets.parameters(), optimizer, device, dtype)
+            terms = lambda idx, eps, w, active: step_fn(*_gather(data, idx), eps, w, active)  # noqa: E731
+            args = (seeds, n, batch_size, template.names, shape, len(names), terms, optimizer, device, dtype)
+            stepper = GraphedSteps(*args, nets.parameters()) if graphs else Steps(*args, weights_tensor=compile)
             for epoch in range(start_epoch, config.epochs):
                 started = time.perf_counter()
-                weights = weights_at(epoch, config)
-                if loop is not None:
-                    sums = loop.start_epoch(weights)
-                else:
-                    active = active_families(weights)
-                    w = torch.tensor([weights.beta, weights.gamma, weights.delta], device=device, dtype=dtype) if compile else weights
-                    sums = torch.zeros(seeds, len(names), device=device)
+                sums = stepper.start_epoch(weights_at(epoch, config))
                 for step in range(steps):
-                    if loop is not None:
-                        loop.step(generators)
-                    else:
-                        idx, eps = _draw(n, batch_size, template.names, shape, generators, device, dtype)
-                        batch, masks = _gather(data, idx)
-                        terms = step_fn(batch, masks, eps, w, active)
-                        optimizer.zero_grad(set_to_none=True)
-                        terms[:, -1].sum().backward()
-                        optimizer.step()
-                        sums += terms.detach()
+                    stepper.step(generators)
                     if (step + 1) % config.log_every == 0:
                         _check_finite_seeds(names, sums, epoch, step)
                 _check_finite_seeds(names, sums, epoch, steps - 1)
@@ -167,13 +151,6 @@ def train_seeds(
             model.eval()
     template.eval()
     return runs
-
-
-def _draw(n, batch_size, names, shape, generators, device, dtype):
-    """Each run's step draws from its own generator, in the eager order (indices, then noise)."""
-    draws = [draw_step(n, batch_size, names, shape, g, device, dtype) for g in generators]
-    idx = torch.stack([i for i, _ in draws])
-    return idx, {name: torch.stack([e[name] for _, e in draws]) for name in names}
 
 
 def _gather(data: TrainingTensors, idx: torch.Tensor):

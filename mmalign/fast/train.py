@@ -36,8 +36,9 @@ from ..config import TrainConfig
 from ..engine import AlignedVAE
 from ..errors import ConfigError, TrainingError
 from ..training import EpochLog, TrainingTensors, check_finite, finish_epoch, progress_bar, weights_at
-from .forward import active_families, draw_step, noise_shape, noisy_terms
-from .graphs import ALL_FAMILIES, GraphedSteps, capturable, capture_available
+from .forward import noise_shape, noisy_terms
+from .graphs import capturable, capture_available
+from .steps import GraphedSteps, Steps
 from .onednn import OneDnnLinear, available as onednn_available
 from .optim import FusedScope, make_fused_optimizer
 
@@ -154,31 +155,14 @@ def train_fast(
     try:
         fused.enter()
         with thread_count(num_threads), capturable(optimizer, graphs and capture_available(device)):
-            loop = None
-            if graphs:
-                loop = GraphedSteps(None, n, batch_size, model.names, shape, len(names),
-                                    lambda idx, eps, w: step_fn(*data.batch(idx), eps, w, ALL_FAMILIES),
-                                    params, optimizer, device, dtype)
+            terms = lambda idx, eps, w, active: step_fn(*data.batch(idx), eps, w, active)  # noqa: E731
+            args = (None, n, batch_size, model.names, shape, len(names), terms, optimizer, device, dtype)
+            stepper = GraphedSteps(*args, params) if graphs else Steps(*args, weights_tensor=compile)
             for epoch in range(start_epoch, config.epochs):
                 started = time.perf_counter()
-                weights = weights_at(epoch, config)
-                if loop is not None:
-                    sums = loop.start_epoch(weights)
-                else:
-                    active = active_families(weights)
-                    w = torch.tensor([weights.beta, weights.gamma, weights.delta], device=device, dtype=dtype) if compile else weights
-                    sums = torch.zeros(len(names), device=device)
+                sums = stepper.start_epoch(weights_at(epoch, config))
                 for step in range(steps):
-                    if loop is not None:
-                        loop.step([generator])
-                    else:
-                        idx, eps = draw_step(n, batch_size, model.names, shape, generator, device, dtype)
-                        batch, masks = data.batch(idx)
-                        terms = step_fn(batch, masks, eps, w, active)
-                        optimizer.zero_grad(set_to_none=True)
-                        terms[-1].backward()
-                        optimizer.step()
-                        sums += terms.detach()
+                    stepper.step([generator])
                     if (step + 1) % config.log_every == 0:
                         check_finite(names, sums, epoch, step)
                 finish_epoch(names, sums, steps, epoch, started, history, bar)

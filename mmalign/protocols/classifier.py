@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import ConfigError
+from ..fast.graphs import capture_after, capture_available
 
 Schedule = Literal["epoch", "stream"]
 #: Called after every epoch with ``(epoch (1-based), weight, bias)``; must not touch the generator.
@@ -330,7 +331,7 @@ def _fast_loop(
             gradients(xb, yb)
             fused_adam(*adam_tensors, step_counters, **adam_options)
 
-    graph = _EpochGraph(fused_epoch) if fused and graphs and _capture_available(x.device) else None
+    graph = _EpochGraph(fused_epoch, x.device) if fused and graphs and capture_available(x.device) else None
     step = 0
     for epoch in range(epochs):
         order = epoch_permutation(n, generator)[: steps * b_size] if stream is None else stream.take(steps * b_size)
@@ -355,32 +356,19 @@ def _fast_loop(
     return weight, bias
 
 
-def _capture_available(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_available()
-
-
 class _EpochGraph:
-    """An epoch of the fused loop as one CUDA graph: the first :meth:`run` executes ``epoch``
-    eagerly (on a side stream, as torch asks before a capture) and then captures it; later runs
-    replay it. ``epoch`` must read and write only tensors that outlive the graph."""
+    """An epoch of the fused loop as one CUDA graph: the first :meth:`run` trains the epoch eagerly
+    (the warm-up torch asks for before a capture) and then captures it; later runs replay it. ``epoch`` must read and write only tensors that outlive the graph."""
 
-    def __init__(self, epoch: Callable[[], None]) -> None:
-        self.epoch = epoch
+    def __init__(self, epoch: Callable[[], None], device: torch.device) -> None:
+        self.epoch, self.device = epoch, device
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def run(self) -> None:
         if self.graph is not None:
             self.graph.replay()
-            return
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            self.epoch()
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.epoch()
-
+        else:
+            self.graph = capture_after(self.epoch, self.epoch, self.device)
 
 def train_classifier(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, *, generator: torch.Generator,
