@@ -17,11 +17,11 @@ from .modality import FeatureModality, Modality
 from .config import AlignerConfig, TrainConfig
 from .engine import AlignedVAE, LossWeights
 from .aligner import Aligner
-from .plugins import get_registry
+from .plugins import get_catalog
 from .protocols.evaluate import evaluate
 
 __all__ = [
     "__version__", "hookimpl", "MmalignError", "ConfigError", "DataError", "PluginError", "CheckpointError",
     "TrainingError", "AlignmentData", "Modality", "FeatureModality", "AlignerConfig", "TrainConfig",
-    "AlignedVAE", "LossWeights", "Aligner", "get_registry", "evaluate",
+    "AlignedVAE", "LossWeights", "Aligner", "get_catalog", "evaluate",
 ]

@@ -26,8 +26,8 @@ from .engine import AlignedVAE
 from .errors import CheckpointError, ConfigError, DataError, PluginError
 from .modality import Modality
 from .normalise import Normaliser
-from .plugins import ModalityRegistry, get_registry
-from .registry import load_recipe
+from .plugins import ModalityCatalog, get_catalog
+from .recipes import load_recipe
 from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
 from .training import EpochLog, TrainingTensors, make_optimizer, train
 
@@ -43,12 +43,12 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_modality(spec: ModalitySpec, registry: ModalityRegistry) -> Modality:
-    """A modality from an instance, a registry key, or ``{"kind": ..., "name": ..., **options}``."""
+def build_modality(spec: ModalitySpec, catalog: ModalityCatalog) -> Modality:
+    """A modality from an instance, a modality key, or ``{"kind": ..., "name": ..., **options}``."""
     if isinstance(spec, Modality):
         return spec
     if isinstance(spec, str):
-        return registry.create(spec)
+        return catalog.create(spec)
     if isinstance(spec, dict):
         spec = dict(spec)
         kind = spec.pop("kind", None)
@@ -58,8 +58,8 @@ def build_modality(spec: ModalitySpec, registry: ModalityRegistry) -> Modality:
         options = spec.pop("options", {})
         if not isinstance(options, dict):
             raise ConfigError(f"modality {kind!r}: key 'options' must be a table of options, got {type(options).__name__}")
-        return registry.create(kind, name=name, options={**options, **spec})
-    raise ConfigError(f"a modality must be a Modality, a registry key or a dict, got {type(spec).__name__}")
+        return catalog.create(kind, name=name, options={**options, **spec})
+    raise ConfigError(f"a modality must be a Modality, a modality key or a dict, got {type(spec).__name__}")
 
 
 class Aligner:
@@ -70,10 +70,10 @@ class Aligner:
         modalities: Sequence[ModalitySpec],
         config: AlignerConfig | dict[str, Any] | None = None,
         recipe: str | None = "cada_vae",
-        registry: ModalityRegistry | None = None,
+        catalog: ModalityCatalog | None = None,
     ) -> None:
-        self.registry = registry or get_registry()
-        built = [build_modality(spec, self.registry) for spec in modalities]
+        self.catalog = catalog or get_catalog()
+        built = [build_modality(spec, self.catalog) for spec in modalities]
         if len(built) < 2:
             raise ConfigError(f"alignment needs at least two modalities, got {len(built)}")
         names = [m.name for m in built]
@@ -258,7 +258,7 @@ class Aligner:
         """The checkpoint's ``config.json`` body."""
         modalities = []
         for name, m in self.modalities.items():
-            entry = self.registry.entries.get(m.kind)
+            entry = self.catalog.entries.get(m.kind)
             registered = entry is not None and entry.factory is type(m)
             modalities.append({
                 **m.describe(), "dim": self.dims.get(name),
@@ -282,7 +282,7 @@ class Aligner:
         modality classes, matched by name."""
         path = Path(path)
         cfg = read_config(path)
-        registry = get_registry()
+        catalog = get_catalog()
         given = {m.name: m for m in modalities}
         specs: list[Modality] = []
         for entry in cfg["modalities"]:
@@ -291,7 +291,7 @@ class Aligner:
                 if name in given:
                     specs.append(type(given[name])(name=name, **options))
                 else:
-                    specs.append(registry.create(kind, name=name, options=options))
+                    specs.append(catalog.create(kind, name=name, options=options))
             except PluginError:
                 raise CheckpointError(
                     f"{path}: modality {entry.get('name')!r} needs the modality key {entry.get('kind')!r} "
@@ -303,7 +303,7 @@ class Aligner:
         if device is not None:
             aligner_cfg["device"] = device
         try:
-            aligner = cls(specs, config=AlignerConfig.model_validate(aligner_cfg), registry=registry)
+            aligner = cls(specs, config=AlignerConfig.model_validate(aligner_cfg), catalog=catalog)
         except Exception as exc:
             raise CheckpointError(f"{path / 'config.json'}: invalid aligner config ({exc})") from None
         dims = {e["name"]: e.get("dim") for e in cfg["modalities"]}

@@ -20,7 +20,7 @@ import torch
 from . import __version__
 from .aligner import Aligner
 from .errors import ConfigError
-from .registry import load_recipe, load_references
+from .recipes import load_recipe, load_references
 from .results import append_result, config_hash, done_keys, read_results, run_key
 from .runs import IMAGE, SIDE, DataSpec, default_modalities, load_data
 

@@ -23,12 +23,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from .plugins import get_registry
+    from .plugins import get_catalog
 
-    registry = get_registry()
+    catalog = get_catalog()
     rows = [
         {"name": p.name, "version": p.version, "builtin": p.builtin, "hooks": p.hooks, "modalities": p.modalities}
-        for p in registry.plugins.values()
+        for p in catalog.plugins.values()
     ]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
-from .registry import Ramp, load_recipe
+from .recipes import Ramp, load_recipe
 
 FORMAT_VERSION = 1
 

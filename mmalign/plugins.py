@@ -1,4 +1,4 @@
-"""Plugin loading and the modality registry.
+"""Plugin loading and the modality catalog.
 
 Built-in plugins (``mmalign_plugins.*``) are registered exactly like third-party ones, which come
 from the entry-point group ``mmalign``. ``MMALIGN_PLUGINS`` limits which entry-point plugins load
@@ -51,7 +51,7 @@ class ModalityEntry:
     plugin_version: str
 
 
-class ModalityRegistry:
+class ModalityCatalog:
     """Modality keys -> the class that builds them, with the plugin that registered each."""
 
     def __init__(self) -> None:
@@ -130,22 +130,22 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
     return pm, infos
 
 
-def build_registry(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> ModalityRegistry:
+def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> ModalityCatalog:
     """Call every plugin's ``register_modalities`` hook, attributing each key to its plugin."""
-    registry = ModalityRegistry()
-    registry.plugins = infos
+    catalog = ModalityCatalog()
+    catalog.plugins = infos
     for impl in reversed(pm.hook.register_modalities.get_hookimpls()):  # registration order
         info = infos[impl.plugin_name]
-        impl.function(register=lambda modality, _info=info: registry.add(modality, _info))
-    return registry
+        impl.function(register=lambda modality, _info=info: catalog.add(modality, _info))
+    return catalog
 
 
-_REGISTRY: ModalityRegistry | None = None
+_CATALOG: ModalityCatalog | None = None
 
 
-def get_registry(refresh: bool = False) -> ModalityRegistry:
-    """The process-wide modality registry (built on first use; ``refresh`` reloads plugins)."""
-    global _REGISTRY
-    if _REGISTRY is None or refresh:
-        _REGISTRY = build_registry(*build_plugin_manager())
-    return _REGISTRY
+def get_catalog(refresh: bool = False) -> ModalityCatalog:
+    """The process-wide modality catalog (built on first use; ``refresh`` reloads plugins)."""
+    global _CATALOG
+    if _CATALOG is None or refresh:
+        _CATALOG = build_catalog(*build_plugin_manager())
+    return _CATALOG

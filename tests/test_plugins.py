@@ -19,7 +19,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "mmalign_toy_plugin"
 
 
 def test_builtin_plugins_register_the_builtin_modalities():
-    registry = mmalign.get_registry(refresh=True)
+    registry = mmalign.get_catalog(refresh=True)
     assert {"image_features", "attributes", "sentences"} <= set(registry.entries)
     assert registry.entries["image_features"].plugin == "mmalign_plugins.image_features"
     assert all(p.hooks == ["register_modalities"] for p in registry.plugins.values() if p.builtin)
@@ -56,7 +56,7 @@ def test_duplicate_modality_key_names_both_plugins():
 
     pm, infos = _manager_with(("mmalign_plugins.class_embeddings", builtin), ("other_plugin", _Dup))
     with pytest.raises(PluginError) as err:
-        plugins.build_registry(pm, infos)
+        plugins.build_catalog(pm, infos)
     assert "mmalign_plugins.class_embeddings" in str(err.value) and "other_plugin" in str(err.value)
     assert "'attributes'" in str(err.value)
 
@@ -103,7 +103,7 @@ def test_entry_point_plugin_is_discovered_and_trains(installed_toy_plugin):
         "import json, numpy as np, mmalign, sys\n"
         "sys.path.insert(0, %r)\n"
         "from conftest import make_toy_data\n"
-        "reg = mmalign.get_registry()\n"
+        "reg = mmalign.get_catalog()\n"
         "d = make_toy_data()\n"
         "rng = np.random.default_rng(0)\n"
         "d.sample_features['audio'] = rng.random((d.num_samples, 6)).astype('float32') + d.labels[:, None]\n"
@@ -121,7 +121,7 @@ def test_entry_point_plugin_is_discovered_and_trains(installed_toy_plugin):
 
 
 def test_env_switch_limits_entry_point_plugins(installed_toy_plugin):
-    code = "import mmalign; print(sorted(mmalign.get_registry().entries))"
+    code = "import mmalign; print(sorted(mmalign.get_catalog().entries))"
     allowed = _run(code, installed_toy_plugin, MMALIGN_PLUGINS="toy")
     blocked = _run(code, installed_toy_plugin, MMALIGN_PLUGINS="")
     assert "toy_audio" in allowed.stdout

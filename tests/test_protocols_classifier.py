@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmalign.errors import ConfigError
-from mmalign.protocols import ClassifierHparams, predict, train_classifier, train_fast, train_reference
+from mmalign.protocols import ClassifierHparams, predict, train_classifier, train_resident, train_reference
 from mmalign.protocols.classifier import _IndexStream, steps_per_epoch
 
 
@@ -22,7 +22,7 @@ def blobs(n=1000, classes=12, dim=16, seed=0, spread=1.0):
 def test_train_fast_equals_reference_bit_for_bit(schedule, n, adam):
     x, y = blobs(n)
     runs = []
-    for impl in (train_reference, train_fast):
+    for impl in (train_reference, train_resident):
         per_epoch = []
         w, b = impl(x, y, 12, 4, generator=torch.Generator().manual_seed(11), schedule=schedule,
                     hparams=ClassifierHparams(adam=adam),
@@ -39,7 +39,7 @@ def test_train_fast_equals_reference_with_two_threads_and_odd_shapes():
     torch.set_num_threads(2)
     x, y = blobs(700, classes=7, dim=5)
     a = train_reference(x, y, 7, 2, generator=torch.Generator().manual_seed(0), schedule="stream")
-    b = train_fast(x, y, 7, 2, generator=torch.Generator().manual_seed(0), schedule="stream")
+    b = train_resident(x, y, 7, 2, generator=torch.Generator().manual_seed(0), schedule="stream")
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
@@ -64,14 +64,14 @@ def test_train_fast_learns_separable_classes_and_restores_threads():
     x, y = blobs(2000, spread=0.3)
     torch.set_num_threads(2)
     threads = torch.get_num_threads()
-    w, b = train_fast(x, y, 12, 5, generator=torch.Generator().manual_seed(0))
+    w, b = train_resident(x, y, 12, 5, generator=torch.Generator().manual_seed(0))
     assert torch.get_num_threads() == threads
     assert (predict(w, b, x) == y).float().mean() > 0.95
 
 
 def test_train_fast_init_is_xavier_gain_half_with_zero_bias():
     x, y = blobs(64)
-    w, b = train_fast(x, y, 12, 0, generator=torch.Generator().manual_seed(0))
+    w, b = train_resident(x, y, 12, 0, generator=torch.Generator().manual_seed(0))
     bound = 0.5 * math.sqrt(6 / (16 + 12))
     assert torch.all(b == 0) and w.abs().max() <= bound and w.abs().max() > 0.5 * bound
 

@@ -12,7 +12,7 @@ from mmalign.protocols import (
     build_task, evaluate, fewshot_split, fixed_epochs, repeat_to_count, select_epochs, training_latents, validation_view,
 )
 from mmalign.protocols.policies import best_epoch
-from mmalign.registry import load_recipe
+from mmalign.recipes import load_recipe
 
 LATENT = 4
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -277,11 +277,11 @@ def test_evaluate_gzsl_result_records_scores_policy_epochs_and_phases():
 def test_evaluate_same_seed_same_result_fast_equals_reference():
     data = toy_data()
     a = evaluate(toy_aligner(data), data, "zsl", 2, policy="manual", epochs=2, seed=1)
-    b = evaluate(toy_aligner(data), data, "zsl", 2, policy="manual", epochs=2, seed=1, fast=False)
-    assert a["top1"] == b["top1"] and a["classifier"] == "fast" and b["classifier"] == "reference"
+    b = evaluate(toy_aligner(data), data, "zsl", 2, policy="manual", epochs=2, seed=1, reference=True)
+    assert a["top1"] == b["top1"] and a["classifier"] == "resident" and b["classifier"] == "reference"
     assert "S" not in a and a["num_classes"] == 4 and a["adam"] == "fused"
     c = evaluate(toy_aligner(data), data, "zsl", 2, policy="manual", epochs=2, seed=1, adam="single_tensor")
-    d = evaluate(toy_aligner(data), data, "zsl", 2, policy="manual", epochs=2, seed=1, adam="single_tensor", fast=False)
+    d = evaluate(toy_aligner(data), data, "zsl", 2, policy="manual", epochs=2, seed=1, adam="single_tensor", reference=True)
     assert c["top1"] == d["top1"] and c["adam"] == "single_tensor"
 
 
@@ -336,7 +336,7 @@ def test_evaluate_with_a_real_tiny_aligner_end_to_end():
     )
     aligner.fit(data, seed=0, progress=False)
     gzsl = evaluate(aligner, data, "gzsl", 0, policy="manual", epochs=2, seed=0)
-    again = evaluate(aligner, data, "gzsl", 0, policy="manual", epochs=2, seed=0, fast=False)
+    again = evaluate(aligner, data, "gzsl", 0, policy="manual", epochs=2, seed=0, reference=True)
     assert (gzsl["S"], gzsl["U"], gzsl["H"]) == (again["S"], again["U"], again["H"])
     assert gzsl["reparameterization"] == "cada2019" and 0 <= gzsl["H"] <= 100
     fsl = evaluate(aligner, data, "zsl", 1, policy="manual", epochs=2, seed=0)

@@ -214,7 +214,7 @@ def test_text_offline_by_default_unless_user_set_it(monkeypatch):
 def test_text_import_mmalign_does_not_import_transformers():
     code = (
         "import sys, mmalign, mmalign.text, mmalign.retrieval, mmalign_plugins.text\n"
-        "mmalign.get_registry()\n"
+        "mmalign.get_catalog()\n"
         "bad = [m for m in ('transformers', 'huggingface_hub', 'tokenizers') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

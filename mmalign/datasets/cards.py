@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..data import AlignmentData
 from ..errors import ConfigError, DataError
-from ..registry import read_toml, registry_root, validate_record
+from ..recipes import read_toml, registry_root, validate_record
 from .matfile import mat_shapes, sha256_file
 from .xlsa17 import SPLIT_KEYS
 

@@ -9,7 +9,7 @@ Entry points::
     result = evaluate(aligner, data, policy="val", selection_aligner=selector, selection_data=view, seed=0)
 """
 
-from .classifier import ClassifierHparams, predict, train_classifier, train_fast, train_reference
+from .classifier import ClassifierHparams, predict, train_classifier, train_resident, train_reference
 from .evaluate import evaluate
 from .fewshot import FewShotSplit, fewshot_split
 from .latents import LatentSet, repeat_to_count, training_latents
@@ -20,6 +20,6 @@ from .protocol import ProtocolTask, build_task, run_classifier
 __all__ = [
     "ClassifierHparams", "EpochSelection", "FewShotSplit", "LatentSet", "POLICIES", "ProtocolTask",
     "build_task", "evaluate", "fewshot_split", "fixed_epochs", "harmonic_mean", "per_class_accuracy",
-    "predict", "repeat_to_count", "run_classifier", "select_epochs", "train_classifier", "train_fast",
+    "predict", "repeat_to_count", "run_classifier", "select_epochs", "train_classifier", "train_resident",
     "train_reference", "training_latents", "validation_view",
 ]

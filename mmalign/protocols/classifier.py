@@ -15,7 +15,7 @@ Two implementations give the same weights bit for bit (same seed, same device):
 
 * :func:`train_reference`: a plain PyTorch loop, ``nn.Linear``, autograd, ``torch.optim.Adam``
   and, for ``"epoch"``, a ``torch.utils.data.DataLoader``. The baseline.
-* :func:`train_fast` (default): data resident on the device, one gather per epoch (into static
+* :func:`train_resident` (default): data resident on the device, one gather per epoch (into static
   buffers, so that on a GPU each epoch after the first replays as one CUDA graph), the gradient of
   ``NLL(log_softmax(x W^T + b))`` computed in closed form with the same kernels autograd would call,
   and the Adam update called directly: the fused kernel ``torch.optim.Adam(fused=True)`` runs, or
@@ -211,7 +211,7 @@ def train_reference(
     return linear.weight.detach().clone(), linear.bias.detach().clone()
 
 
-# -- the fast path -----------------------------------------------------------------------------
+# -- the resident path ----------------------------------------------------------------------------
 
 
 class _IndexStream:
@@ -264,7 +264,7 @@ def _softmax_nll_grad(grad_out: torch.Tensor, log_probs: torch.Tensor) -> torch.
 _LOG_SOFTMAX_BACKWARD = getattr(torch, "_log_softmax_backward_data", None)
 
 
-def train_fast(
+def train_resident(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, *, generator: torch.Generator,
     schedule: Schedule = "epoch", hparams: ClassifierHparams = ClassifierHparams(),
     on_epoch: EpochCallback | None = None, graphs: bool = True,
@@ -274,15 +274,15 @@ def train_fast(
     (default), every epoch after the first is replayed as one CUDA graph."""
     _check(x, y, num_classes, epochs, hparams.batch_size, schedule)
     with torch.inference_mode(), _single_threaded(x.device):
-        weight, bias = _fast_loop(x, y, num_classes, epochs, generator, schedule, hparams, on_epoch, graphs)
+        weight, bias = _resident_loop(x, y, num_classes, epochs, generator, schedule, hparams, on_epoch, graphs)
     return weight.clone(), bias.clone()     # normal tensors again, outside inference mode
 
 
-def _fast_loop(
+def _resident_loop(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, generator: torch.Generator,
     schedule: Schedule, hparams: ClassifierHparams, on_epoch: EpochCallback | None, graphs: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training loop of :func:`train_fast`; runs under ``torch.inference_mode``."""
+    """The training loop of :func:`train_resident`; runs under ``torch.inference_mode``."""
     n, d = x.shape
     b_size = hparams.batch_size
     weight0, bias0 = init_linear(num_classes, d, generator, x.device, x.dtype)
@@ -373,10 +373,10 @@ class _EpochGraph:
 def train_classifier(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, *, generator: torch.Generator,
     schedule: Schedule = "epoch", hparams: ClassifierHparams = ClassifierHparams(),
-    on_epoch: EpochCallback | None = None, fast: bool = True,
+    on_epoch: EpochCallback | None = None, reference: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`train_fast` (default) or :func:`train_reference`; identical results."""
-    impl = train_fast if fast else train_reference
+    """:func:`train_resident` (default) or :func:`train_reference`; identical results."""
+    impl = train_reference if reference else train_resident
     return impl(x, y, num_classes, epochs, generator=generator, schedule=schedule, hparams=hparams, on_epoch=on_epoch)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..data import AlignmentData
 from ..errors import ConfigError
-from ..registry import load_recipe
+from ..recipes import load_recipe
 from .classifier import ClassifierHparams, adam_kernel
 from .latents import CHUNK
 from .policies import POLICIES, best_epoch, fixed_epochs, select_epochs, validation_view
@@ -30,7 +30,7 @@ def evaluate(
     policy: str = "fixed",
     seed: int = 0,
     dataset_name: str | None = None,
-    fast: bool = True,
+    reference: bool = False,
     *,
     selection_aligner: Any | None = None,
     selection_data: AlignmentData | None = None,
@@ -60,7 +60,7 @@ def evaluate(
             recorded as such) or ``"manual"`` (``epochs``).
         seed: drives the few-shot split, the latent noise and the classifier.
         dataset_name: key of the fixed-epoch table (default ``data.name``).
-        fast: the fast classifier (default) or the plain reference loop; same numbers.
+        reference: the plain reference loop instead of the resident one (default); same numbers.
         selection_aligner: for ``policy="val"``: an aligner trained on the ``trainval`` split of
             ``selection_data`` only (``selection_aligner.fit(validation_view(data, seed))``).
         selection_data: the validation data (default ``validation_view(data, seed)``; pass the view
@@ -76,7 +76,7 @@ def evaluate(
         ``shots``, ``seed``, ``policy``, ``classifier_epochs`` (also as ``epochs``, the name of the
         argument), ``selected_on`` (``"table"``,
         ``"val"``, ``"test"`` or ``"given"``), ``image``, ``side``, ``num_classes``,
-        ``train_latents``, ``classifier`` (``"fast"``/``"reference"``), ``adam`` (the kernel used),
+        ``train_latents``, ``classifier`` (``"resident"``/``"reference"``), ``adam`` (the kernel used),
         ``reparameterization`` (when the aligner has a config), ``selection`` (``"val"``/``"test"``:
         metric, score, max_epochs, data) and ``seconds`` (wall time of ``sampling``, ``classifier``
         and, if run, ``selection``).
@@ -109,7 +109,7 @@ def evaluate(
         if selection_data is None:
             selection_data = validation_view(data, seed=seed)
         chosen = select_epochs(selection_aligner, selection_data, setting, shots, max_epochs=max_epochs, seed=seed,
-                               image=image, side=side, fast=fast, recipe=recipe, adam=adam, chunk=chunk)
+                               image=image, side=side, reference=reference, recipe=recipe, adam=adam, chunk=chunk)
         epochs, seconds["selection"] = chosen.epochs, chosen.seconds
         selection = {"on": "val", "metric": chosen.metric, "score": chosen.score, "max_epochs": max_epochs,
                      "data": selection_data.name}
@@ -126,14 +126,14 @@ def evaluate(
     seconds["sampling"] = time.perf_counter() - start
 
     if policy == "test":
-        run = run_classifier(task, max_epochs, seed, hparams=hparams, fast=fast, track=True)
+        run = run_classifier(task, max_epochs, seed, hparams=hparams, reference=reference, track=True)
         metric = selection_metric(setting)
         epochs = best_epoch(run.history, metric)
         scores = run.history[epochs - 1]
         selection = {"on": "test", "metric": metric, "score": scores[metric], "max_epochs": max_epochs,
                      "warning": "epochs selected on the test data; optimistic"}
     else:
-        run = run_classifier(task, int(epochs), seed, hparams=hparams, fast=fast)
+        run = run_classifier(task, int(epochs), seed, hparams=hparams, reference=reference)
         scores = run.final
     seconds["classifier"] = run.seconds
 
@@ -142,7 +142,7 @@ def evaluate(
         "dataset": dataset, "setting": setting, "shots": shots, "seed": int(seed), "policy": policy,
         "classifier_epochs": int(epochs), "epochs": int(epochs), "selected_on": selected_on, **scores,
         "image": task.image, "side": task.side, "num_classes": task.num_classes, "train_latents": len(task.train),
-        "classifier": "fast" if fast else "reference", "adam": adam_kernel(hparams, device),
+        "classifier": "reference" if reference else "resident", "adam": adam_kernel(hparams, device),
     }
     if config is not None and hasattr(config, "reparameterization"):
         result["reparameterization"] = config.reparameterization

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..data import AlignmentData
 from ..errors import ConfigError, DataError
-from ..registry import load_recipe
+from ..recipes import load_recipe
 from .classifier import ClassifierHparams
 from .latents import CHUNK
 from .protocol import build_task, run_classifier, selection_metric, synchronize, device_of
@@ -121,7 +121,7 @@ def best_epoch(history: list[dict[str, float]], metric: str) -> int:
 
 def select_epochs(
     selection_aligner: Any, selection_data: AlignmentData, setting: str = "gzsl", shots: int = 0, *, max_epochs: int = 100,
-    seed: int = 0, image: str = "img", side: str = "att", fast: bool = True, recipe: str = "cada_vae",
+    seed: int = 0, image: str = "img", side: str = "att", reference: bool = False, recipe: str = "cada_vae",
     adam: str = "auto", chunk: int = CHUNK,
 ) -> EpochSelection:
     """Policy ``val``: the epoch count in ``1..max_epochs`` with the best validation H (GZSL) or
@@ -137,7 +137,7 @@ def select_epochs(
     rec = load_recipe(recipe)
     task = build_task(selection_aligner, selection_data, setting, shots, seed, recipe=rec, image=image, side=side, chunk=chunk)
     hparams = replace(ClassifierHparams.from_recipe(rec), adam=adam)
-    run = run_classifier(task, max_epochs, seed, hparams=hparams, fast=fast, track=True)
+    run = run_classifier(task, max_epochs, seed, hparams=hparams, reference=reference, track=True)
     metric = selection_metric(setting)
     epochs = best_epoch(run.history, metric)
     synchronize(device_of(selection_aligner))

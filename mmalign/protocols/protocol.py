@@ -141,7 +141,7 @@ class ClassifierRun:
 
 
 def run_classifier(
-    task: ProtocolTask, epochs: int, seed: int, *, hparams: ClassifierHparams, fast: bool = True,
+    task: ProtocolTask, epochs: int, seed: int, *, hparams: ClassifierHparams, reference: bool = False,
     track: bool = False,
 ) -> ClassifierRun:
     """Train for ``epochs`` (init and shuffles from the ``classifier`` stream) and score; with
@@ -153,7 +153,7 @@ def run_classifier(
     weight, bias = train_classifier(
         task.train.x, task.train.y, task.num_classes, int(epochs),
         generator=torch_generator(seed, "classifier", device), schedule=schedule_for(task.setting),
-        hparams=hparams, on_epoch=callback, fast=fast,
+        hparams=hparams, on_epoch=callback, reference=reference,
     )
     final = score(task, weight, bias)
     keys = list(final)
