@@ -23,7 +23,7 @@ from safetensors.numpy import save_file
 
 from .locate import cache_root
 from .matfile import check_mat_header, sha256_file
-from .xlsa17 import Res101, read_res101
+from .res101 import Res101, read_res101
 
 FORMAT = "mmalign-res101-v1"
 _NAMES = ("features", "labels")

@@ -183,3 +183,54 @@ def _unreadable(path: Path, exc: Exception) -> DataError:
         f"{path}: could not be read as a MATLAB v5/v7 file ({size} bytes; "
         f"{type(exc).__name__}: {exc}); it is probably truncated or corrupt - download it again"
     )
+
+
+def numeric_array(arr: np.ndarray, path: Path, key: str) -> np.ndarray:
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+        raise DataError(f"{path}: key {key!r} should be a real numeric array, got {getattr(arr, 'dtype', type(arr))}")
+    return arr
+
+
+def index_vector(arr: np.ndarray, path: Path, key: str, one_based: bool = False) -> np.ndarray:
+    """An ``n x 1`` (or ``1 x n``) integer-valued array as a 1-D int64 vector."""
+    arr = numeric_array(arr, path, key)
+    if arr.ndim > 2 or (arr.ndim == 2 and min(arr.shape) != 1) or arr.size == 0:
+        raise DataError(f"{path}: key {key!r} should be a non-empty n x 1 vector, got shape {arr.shape}")
+    vec = arr.ravel()
+    if vec.dtype.kind == "f":
+        if not np.isfinite(vec).all() or not np.array_equal(vec, np.round(vec)):
+            raise DataError(f"{path}: key {key!r} should hold whole numbers, found NaN/Inf or fractions")
+    vec = vec.astype(np.int64)
+    if one_based and vec.min() < 1:
+        hint = "looks 0-based (smallest index 0)" if vec.min() == 0 else f"holds negative index {vec.min()}"
+        raise DataError(f"{path}: key {key!r} {hint}; xlsa17 indices are 1-based (1..N): add 1 before saving")
+    return vec
+
+
+def class_matrix(arr: np.ndarray, path: Path, key: str, num_classes: int | None, exact: bool) -> np.ndarray:
+    """``dim x C`` as stored -> ``(C, dim)`` float32, refusing a ``C x dim`` (transposed) matrix."""
+    arr = numeric_array(arr, path, key)
+    if arr.ndim != 2:
+        raise DataError(f"{path}: key {key!r} should be a dim x C matrix, got shape {arr.shape}")
+    rows, cols = arr.shape
+    if num_classes is not None and cols != num_classes:
+        if rows == num_classes:
+            raise DataError(
+                f"{path}: key {key!r} is stored classes x dim ({rows} x {cols}) but xlsa17 stores dim x "
+                f"classes (one column per class, {num_classes} classes): the matrix is transposed - save {key}.T"
+            )
+        if exact:
+            raise DataError(f"{path}: key {key!r} has shape {arr.shape}, expected (dim, {num_classes}) - one column per class")
+    mat = np.ascontiguousarray(arr.T, dtype=np.float32)
+    check_finite_matrix(mat, path, key, ("class", "dimension"))
+    return mat
+
+
+def check_finite_matrix(mat: np.ndarray, path: Path, key: str, axes: tuple[str, str]) -> None:
+    bad = ~np.isfinite(mat)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DataError(
+            f"{path}: key {key!r} holds {int(bad.sum())} NaN/Inf value(s) (first at {axes[0]} {r}, "
+            f"{axes[1]} {c}, 0-based, after conversion to float32)"
+        )

@@ -26,9 +26,10 @@ import numpy as np
 
 from ..data import AlignmentData
 from ..errors import DataError
-from .matfile import cell_strings, read_mat, sha256_file
+from .matfile import cell_strings, check_finite_matrix, class_matrix, index_vector, numeric_array, read_mat, sha256_file
+from .res101 import RES101, Res101, read_res101
 
-RES101, ATT_SPLITS, SENT_SPLITS = "res101.mat", "att_splits.mat", "sent_splits.mat"
+ATT_SPLITS, SENT_SPLITS = "att_splits.mat", "sent_splits.mat"
 #: split name -> key in att_splits.mat / sent_splits.mat
 SPLIT_KEYS = {
     "trainval": "trainval_loc",
@@ -43,17 +44,6 @@ _DISJOINT = (
     ("trainval", "test_seen"), ("trainval", "test_unseen"), ("test_seen", "test_unseen"),
     ("train", "val"), ("train", "test_unseen"), ("val", "test_unseen"),
 )
-
-
-@dataclass
-class Res101:
-    """Image features of ``res101.mat``: ``features`` (N, D) float32, ``labels`` (N,) 0-based."""
-
-    features: np.ndarray
-    labels: np.ndarray
-    path: Path
-    sha256: str
-    image_files: list[str] | None = None
 
 
 @dataclass
@@ -80,44 +70,6 @@ class ClassLevelData:
         return int(max(int(v.max()) for v in self.splits.values()) + 1)
 
 
-def read_res101(path: str | os.PathLike, *, image_files: bool = False) -> Res101:
-    """Read ``res101.mat``: features D x N -> (N, D) float32, 1-based labels -> 0-based int64."""
-    path = Path(path)
-    want = ["image_files"] if image_files else []
-    raw = read_mat(path, ["features", "labels"], want,
-                   expected={"features": "D x N float matrix", "labels": "N x 1 1-based class index"})
-    labels = _index_vector(raw["labels"], path, "labels")
-    n = labels.size
-    if labels.min() < 1:
-        raise DataError(
-            f"{path}: key 'labels' looks 0-based (smallest label {labels.min()}); xlsa17 labels are "
-            "1-based (1..C): add 1 before saving"
-        )
-    feats = _numeric(raw["features"], path, "features")
-    if feats.ndim != 2:
-        raise DataError(f"{path}: key 'features' should be a D x N matrix, got shape {feats.shape}")
-    rows, cols = feats.shape
-    if cols == n:
-        feats = feats.T
-    elif rows == n:
-        raise DataError(
-            f"{path}: key 'features' is stored N x D ({rows} x {cols}, one row per image) but xlsa17 "
-            f"stores D x N (one column per image; labels has N = {n} entries): the matrix is "
-            "transposed - save features.T"
-        )
-    else:
-        raise DataError(
-            f"{path}: key 'features' has shape {feats.shape} but 'labels' has {n} entries; "
-            f"expected D x {n} (one column per image)"
-        )
-    feats = np.ascontiguousarray(feats, dtype=np.float32)
-    _check_finite(feats, path, "features", ("image", "feature"))
-    files = cell_strings(raw["image_files"], path, "image_files") if "image_files" in raw else None
-    if files is not None and len(files) != n:
-        raise DataError(f"{path}: key 'image_files' has {len(files)} entries, expected {n} (one per label)")
-    return Res101(feats, labels - 1, path, sha256_file(path), files)
-
-
 def read_class_level(
     dataset_dir: str | os.PathLike, name: str | None = None, *, num_classes: int | None = None
 ) -> ClassLevelData:
@@ -135,10 +87,10 @@ def read_class_level(
     raw = read_mat(att_path, ["att", *loc_keys], ["train_loc", "val_loc", "allclasses_names"],
                    expected={"att": "dim x C class embedding", **{k: "1-based index vector" for k in loc_keys}})
     names = cell_strings(raw["allclasses_names"], att_path, "allclasses_names") if "allclasses_names" in raw else None
-    attributes = _class_matrix(raw["att"], att_path, "att", len(names) if names else num_classes, exact=bool(names))
+    attributes = class_matrix(raw["att"], att_path, "att", len(names) if names else num_classes, exact=bool(names))
     c = attributes.shape[0]
     class_names = names or [f"class_{i + 1:03d}" for i in range(c)]
-    splits = {s: _index_vector(raw[k], att_path, k, one_based=True) - 1 for s, k in SPLIT_KEYS.items() if k in raw}
+    splits = {s: index_vector(raw[k], att_path, k, one_based=True) - 1 for s, k in SPLIT_KEYS.items() if k in raw}
     origin = {s: att_path for s in splits}
     files = {ATT_SPLITS: {"path": str(att_path), "sha256": sha256_file(att_path)}}
     class_features = {"attributes": attributes}
@@ -146,13 +98,13 @@ def read_class_level(
     if sent_path.exists():
         sraw = read_mat(sent_path, ["att"], [*SPLIT_KEYS.values(), "allclasses_names"],
                         expected={"att": "dim x C sentence class embedding"})
-        class_features["sentences"] = _class_matrix(sraw["att"], sent_path, "att", c, exact=True)
+        class_features["sentences"] = class_matrix(sraw["att"], sent_path, "att", c, exact=True)
         if names and "allclasses_names" in sraw and cell_strings(sraw["allclasses_names"], sent_path, "allclasses_names") != names:
             raise DataError(f"{sent_path}: key 'allclasses_names' differs from {att_path.name}'s (class order must match)")
         for s, k in SPLIT_KEYS.items():
             if k not in sraw:
                 continue
-            idx = _index_vector(sraw[k], sent_path, k, one_based=True) - 1
+            idx = index_vector(sraw[k], sent_path, k, one_based=True) - 1
             if s not in splits:
                 splits[s], origin[s] = idx, sent_path
             elif not np.array_equal(splits[s], idx):
@@ -258,54 +210,3 @@ def check_splits(
                     f"{origin[a]}: splits {SPLIT_KEYS[a]!r} and {SPLIT_KEYS[b]!r} share {both.size} images "
                     f"(e.g. 1-based index {both[0] + 1}); they must be disjoint"
                 )
-
-
-def _numeric(arr: np.ndarray, path: Path, key: str) -> np.ndarray:
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
-        raise DataError(f"{path}: key {key!r} should be a real numeric array, got {getattr(arr, 'dtype', type(arr))}")
-    return arr
-
-
-def _index_vector(arr: np.ndarray, path: Path, key: str, one_based: bool = False) -> np.ndarray:
-    """An ``n x 1`` (or ``1 x n``) integer-valued array as a 1-D int64 vector."""
-    arr = _numeric(arr, path, key)
-    if arr.ndim > 2 or (arr.ndim == 2 and min(arr.shape) != 1) or arr.size == 0:
-        raise DataError(f"{path}: key {key!r} should be a non-empty n x 1 vector, got shape {arr.shape}")
-    vec = arr.ravel()
-    if vec.dtype.kind == "f":
-        if not np.isfinite(vec).all() or not np.array_equal(vec, np.round(vec)):
-            raise DataError(f"{path}: key {key!r} should hold whole numbers, found NaN/Inf or fractions")
-    vec = vec.astype(np.int64)
-    if one_based and vec.min() < 1:
-        hint = "looks 0-based (smallest index 0)" if vec.min() == 0 else f"holds negative index {vec.min()}"
-        raise DataError(f"{path}: key {key!r} {hint}; xlsa17 indices are 1-based (1..N): add 1 before saving")
-    return vec
-
-
-def _class_matrix(arr: np.ndarray, path: Path, key: str, num_classes: int | None, exact: bool) -> np.ndarray:
-    """``dim x C`` as stored -> ``(C, dim)`` float32, refusing a ``C x dim`` (transposed) matrix."""
-    arr = _numeric(arr, path, key)
-    if arr.ndim != 2:
-        raise DataError(f"{path}: key {key!r} should be a dim x C matrix, got shape {arr.shape}")
-    rows, cols = arr.shape
-    if num_classes is not None and cols != num_classes:
-        if rows == num_classes:
-            raise DataError(
-                f"{path}: key {key!r} is stored classes x dim ({rows} x {cols}) but xlsa17 stores dim x "
-                f"classes (one column per class, {num_classes} classes): the matrix is transposed - save {key}.T"
-            )
-        if exact:
-            raise DataError(f"{path}: key {key!r} has shape {arr.shape}, expected (dim, {num_classes}) - one column per class")
-    mat = np.ascontiguousarray(arr.T, dtype=np.float32)
-    _check_finite(mat, path, key, ("class", "dimension"))
-    return mat
-
-
-def _check_finite(mat: np.ndarray, path: Path, key: str, axes: tuple[str, str]) -> None:
-    bad = ~np.isfinite(mat)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise DataError(
-            f"{path}: key {key!r} holds {int(bad.sum())} NaN/Inf value(s) (first at {axes[0]} {r}, "
-            f"{axes[1]} {c}, 0-based, after conversion to float32)"
-        )
