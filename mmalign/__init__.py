@@ -6,22 +6,40 @@ Public API::
     aligner = mmalign.Aligner(["image_features", "attributes"])
     aligner.fit(data)                  # data: mmalign.AlignmentData
     aligner.save("runs/x"); mmalign.Aligner.load("runs/x")
+
+The heavy names (everything that needs torch) load on first use, so that ``mmalign`` on the
+command line can set torch's threading environment before torch starts.
 """
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .hooks import hookimpl
 from .errors import CheckpointError, ConfigError, DataError, MmalignError, PluginError, TrainingError
-from .data import AlignmentData
-from .modality import FeatureModality, Modality
-from .config import AlignerConfig, TrainConfig
-from .engine import AlignedVAE, LossWeights
-from .aligner import Aligner
-from .plugins import get_catalog
-from .protocols.evaluate import evaluate
+from .hooks import hookimpl
+
+#: public name -> module that defines it (imported on first access)
+_LAZY = {
+    "AlignmentData": ".data", "Modality": ".modality", "FeatureModality": ".modality",
+    "AlignerConfig": ".config", "TrainConfig": ".config", "AlignedVAE": ".engine", "LossWeights": ".schedule",
+    "LossSchedule": ".schedule", "LossTerm": ".terms", "Aligner": ".aligner", "get_catalog": ".plugins",
+    "evaluate": ".protocols.evaluate", "Callback": ".training",
+}
 
 __all__ = [
     "__version__", "hookimpl", "MmalignError", "ConfigError", "DataError", "PluginError", "CheckpointError",
-    "TrainingError", "AlignmentData", "Modality", "FeatureModality", "AlignerConfig", "TrainConfig",
-    "AlignedVAE", "LossWeights", "Aligner", "get_catalog", "evaluate",
+    "TrainingError", *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mmalign' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,7 +31,8 @@ from .normalise import Normaliser
 from .plugins import ModalityCatalog, get_catalog
 from .recipes import load_recipe
 from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
-from .training import EpochLog, TrainingTensors, make_optimizer, train
+from .schedule import LossSchedule
+from .training import Callback, Checkpointer, EpochLog, TrainingTensors, new_optimizer, train, train_seeds
 
 ModalitySpec = Modality | str | dict
 
@@ -62,6 +65,18 @@ def build_modality(spec: ModalitySpec, catalog: ModalityCatalog) -> Modality:
     raise ConfigError(f"a modality must be a Modality, a modality key or a dict, got {type(spec).__name__}")
 
 
+def apply_recipe_sizes(modality: Modality, recipe: str | None) -> Modality:
+    """The one rule for a modality's network sizes: an option the user set explicitly wins, then
+    the recipe's size for the modality's kind (``[model.hidden]``, e.g. CADA's ``image_features =
+    [1560, 1660]``), then the plugin's own ``Options`` default. Returns ``modality`` (updated in place)."""
+    options = modality.options
+    if recipe and "hidden" in type(options).model_fields and "hidden" not in options.model_fields_set:
+        table = load_recipe(recipe).model.hidden
+        if modality.kind in table:
+            modality.options = options.model_copy(update={"hidden": table[modality.kind]})
+    return modality
+
+
 class Aligner:
     """Aligned VAEs over ``M >= 2`` modalities (CADA-VAE for M = 2 in ``cada2019`` mode)."""
 
@@ -80,7 +95,9 @@ class Aligner:
         if len(set(names)) != len(names):
             raise ConfigError(f"modality names must be unique, got {names}; pass name=... to tell them apart")
         self.config = make_config(config, recipe)
-        self.modalities: dict[str, Modality] = {m.name: self._with_recipe_hidden(m) for m in built}
+        self.modalities: dict[str, Modality] = {m.name: apply_recipe_sizes(m, self.config.recipe) for m in built}
+        self.loss_terms = list(self.catalog.losses.values())
+        self.schedule()  # an unknown loss family fails here, not after data loading
         self.model: AlignedVAE | None = None
         self.normalisers: dict[str, Normaliser] = {}
         self.dims: dict[str, int] = {}
@@ -88,14 +105,19 @@ class Aligner:
         #: The run config (data spec) this aligner was trained from, saved with it when set.
         self.run_config: dict[str, Any] | None = None
 
-    def _with_recipe_hidden(self, modality: Modality) -> Modality:
-        """Recipe hidden sizes apply to modalities whose ``hidden`` the user did not set."""
-        options = modality.options
-        if self.config.recipe and "hidden" in type(options).model_fields and "hidden" not in options.model_fields_set:
-            table = load_recipe(self.config.recipe).model.hidden
-            if modality.kind in table:
-                modality.options = options.model_copy(update={"hidden": table[modality.kind]})
-        return modality
+    def schedule(self) -> LossSchedule:
+        """The loss-family weight schedule of this config (see :mod:`mmalign.schedule`)."""
+        return LossSchedule(self.loss_terms, self.config.training.warmup)
+
+    def warn_short_warmup(self) -> None:
+        """Warn when the run ends before a loss family's warm-up starts: its terms never train (a
+        CADA run much shorter than 22 epochs scores at chance)."""
+        schedule, epochs = self.schedule(), self.config.training.epochs
+        never = schedule.never_active(epochs)
+        if never:
+            starts = ", ".join(f"{f} (weight 0 until epoch {schedule.ramps[f].first_active_epoch()})" for f in never)
+            warnings.warn(f"training for {epochs} epoch(s) ends before these loss families start, so they never "
+                          f"train: {starts}; use more epochs or scale training.warmup", stacklevel=3)
 
     @property
     def device(self) -> torch.device:
@@ -112,7 +134,7 @@ class Aligner:
             torch.manual_seed(self.config.seed)
             model = AlignedVAE(
                 self.modalities, self.dims, self.config.latent_size, self.config.reparameterization,
-                self.config.reduction, self.config.pair_weights,
+                self.config.reduction, self.config.pair_weights, self.loss_terms,
             )
         self.model = model.to(self.device)
         return self.model
@@ -165,47 +187,65 @@ class Aligner:
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int | None = None,
         resume: bool = False,
+        callbacks: Sequence[Callback] = (),
     ) -> list[EpochLog]:
-        """Train on ``data.splits[split]``. ``seed`` (default: the config's) drives everything.
+        """Train on ``data.splits[split]`` with the config's engine. ``seed`` (default: the config's)
+        drives everything; ``epochs`` (default: the config's) overrides the training length.
 
         With ``checkpoint_dir`` and ``checkpoint_every``, the full training state is saved there
         (atomically) every that many epochs and after the last; ``resume=True`` continues from it.
+        ``callbacks`` (:class:`mmalign.training.Callback`) see every epoch. Returns the history.
         """
         self.override(seed=seed, epochs=epochs)
+        self.warn_short_warmup()
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         data.validate()
         tensors = self.training_tensors(data, split)
         model = self.build(self.dims)
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
-        optimizer = make_optimizer(model, self.config.training)
+        optimizer = new_optimizer(model.parameters(), self.config.training, self.device)
         fingerprint = {"describe": self.describe(), "split": split, "data": data.name}
         start, prior = 0, []
         if resume and checkpoint_dir is not None and (Path(checkpoint_dir) / STATE_FILE).exists():
             start, prior = self._restore(Path(checkpoint_dir), fingerprint, optimizer, generator)
-        on_epoch_end = None
+        extra: list[Callback] = []
         if checkpoint_dir is not None and checkpoint_every is not None:
-            total = self.config.training.epochs
+            def save(epochs_done: int, history: list[EpochLog]) -> None:
+                save_training_state(checkpoint_dir, model, optimizer, generator, self._normaliser_state(),
+                                    epochs_done, history, fingerprint)
 
-            def on_epoch_end(epoch: int, history: list[EpochLog]) -> None:
-                if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == total:
-                    save_training_state(checkpoint_dir, model, optimizer, generator, self._normaliser_state(),
-                                        epoch + 1, prior + history, fingerprint)
-
-        self.history = prior + self._trainer()(model, tensors, self.config.training, generator, optimizer,
-                                               start_epoch=start, progress=progress, on_epoch_end=on_epoch_end)
+            extra.append(Checkpointer(checkpoint_every, self.config.training.epochs, save, prior))
+        history = train(model, tensors, self.config.training, generator, optimizer, start_epoch=start,
+                        progress=progress, callbacks=[*extra, *callbacks])
+        self.history = prior + history
         return self.history
 
-    def _trainer(self):
-        """The training loop the config asks for: the eager reference, or :mod:`mmalign.fast`."""
-        t = self.config.training
-        if t.engine == "eager":
-            return train
-        from functools import partial
-
-        from .fast import train_fast
-
-        return partial(train_fast, precision=t.precision, compile=t.compile)
+    def fit_seeds(self, data: AlignmentData, seeds: Sequence[int], split: str = "trainval", progress: bool = True,
+                  epochs: int | None = None, callbacks: Sequence[Callback] = ()) -> list["Aligner"]:
+        """One fitted copy of this aligner per seed, all trained together as one stacked model
+        (:func:`mmalign.training.train_seeds`; engine ``auto``). Copy ``s`` equals
+        ``fit(data, seed=seeds[s])`` up to floating-point rounding. This aligner itself is left
+        untrained except for its fitted normalisers."""
+        if len(seeds) == 0:
+            raise ConfigError("fit_seeds needs at least one seed")
+        self.override(epochs=epochs)
+        self.warn_short_warmup()
+        data.validate()
+        tensors = self.training_tensors(data, split)  # the normalisers do not depend on the seed
+        fitted: list[Aligner] = []
+        for seed in seeds:
+            one = copy.copy(self)
+            one.config = self.config.model_copy(update={"seed": int(seed)})
+            one.normalisers, one.dims, one.model, one.history = dict(self.normalisers), dict(self.dims), None, []
+            one.build(one.dims)
+            fitted.append(one)
+        generators = [torch.Generator(device=one.device).manual_seed(one.config.seed) for one in fitted]
+        histories = train_seeds([one.model for one in fitted], tensors, self.config.training, generators,
+                                progress=progress, callbacks=callbacks)
+        for one, history in zip(fitted, histories):
+            one.history = history
+        return fitted
 
     def _normaliser_state(self) -> dict[str, torch.Tensor]:
         return {f"{n}.{k}": v for n, z in self.normalisers.items() for k, v in z.state().items()}

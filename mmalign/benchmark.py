@@ -42,8 +42,10 @@ class BenchmarkRequest:
     out: Path = Path("runs/benchmark")
     resume: bool = False
     progress: bool = True
-    engine: str = "eager"
+    engine: str = "auto"
     precision: str = "fp32"
+    #: train the seeds together as one stacked model: None = when faster (CUDA, engine auto)
+    stack_seeds: bool | None = None
     max_classifier_epochs: int = 100
     classifier_epochs: int | None = None
 
@@ -91,6 +93,7 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
                 ) from None
     done = done_keys(existing) if req.resume else set()
     records: list[dict[str, Any]] = []
+    plan: list[tuple[int, list[int]]] = []  # (seed, shot counts still to run)
     for seed in req.seeds:
         todo = []
         for shots in req.shots:
@@ -100,11 +103,16 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
                 log(f"resume: seed {seed}, {shots} shots already in {results_path}; skipped")
             else:
                 todo.append(shots)
-        if not todo:
-            continue
-        started = time.perf_counter()
-        aligner = _train(req, data, seed, "trainval")
-        vae_seconds = time.perf_counter() - started
+        if todo:
+            plan.append((seed, todo))
+    stacked = _stacked_vaes(req, data, [seed for seed, _ in plan]) if _stack(req, len(plan)) else {}
+    for seed, todo in plan:
+        if seed in stacked:
+            aligner, vae_seconds = stacked[seed]
+        else:
+            started = time.perf_counter()
+            aligner = _train(req, data, seed, "trainval")
+            vae_seconds = time.perf_counter() - started
         selector, selection_data = None, None
         if req.policy == "val":  # a second VAE, trained on the training classes only
             selection_data = validation_view(data, seed=seed)
@@ -118,10 +126,35 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
             )
             record.update(_metrics(result))
             record["seconds"] = {"vae": round(vae_seconds, 3), **{k: round(v, 3) for k, v in result["seconds"].items()}}
+            record["seeds_stacked"] = len(stacked) if seed in stacked else 1
             append_result(results_path, record)
             records.append(record)
             log(_one_line(record))
     return records
+
+
+def _stack(req: BenchmarkRequest, runs: int) -> bool:
+    """Whether to train the VAEs of several seeds together: asked for, or by default where that is
+    faster (a GPU, where one CADA-VAE run leaves the device mostly idle; on a CPU the stacked
+    products are slower than the oneDNN path of one run, benchmarks/SPEED.md)."""
+    if runs < 2 or req.engine == "reference":
+        if req.stack_seeds and req.engine == "reference":
+            raise ConfigError("--stack-seeds needs --engine auto")
+        return False
+    if req.stack_seeds is not None:
+        return req.stack_seeds
+    from .aligner import resolve_device
+
+    return resolve_device(req.device).type == "cuda"
+
+
+def _stacked_vaes(req: BenchmarkRequest, data, seeds: list[int]) -> dict[int, tuple[Aligner, float]]:
+    """Every seed's VAE trained together; each gets an equal share of the wall time."""
+    started = time.perf_counter()
+    template = Aligner(default_modalities(req.data.side_info), _aligner_config(req, seeds[0]), recipe=req.recipe)
+    fitted = template.fit_seeds(data, seeds, progress=req.progress)
+    share = (time.perf_counter() - started) / len(seeds)
+    return {seed: (one, share) for seed, one in zip(seeds, fitted)}
 
 
 def device_name(device: torch.device) -> str:
@@ -240,7 +273,7 @@ def phase_times(records: list[dict[str, Any]]) -> str:
     per device and engine; the phases are those the records hold, in their order."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
-        groups.setdefault((r.get("device_name", r.get("device", "?")), r.get("engine", "eager"),
+        groups.setdefault((r.get("device_name", r.get("device", "?")), r.get("engine", "auto"),
                            r.get("precision", "fp32")), []).append(r)
     lines = ["wall seconds per phase (mean over runs)"]
     for (device, engine, precision), rs in groups.items():

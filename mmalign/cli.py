@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from typing import Callable, Sequence
 
 from .errors import MmalignError
@@ -63,7 +64,15 @@ def _version() -> str:
     return __version__
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"mmalign: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from .threads import prepare_process
+
+    prepare_process()  # before anything imports torch
+    warnings.showwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or bool(os.environ.get("MMALIGN_DEBUG"))

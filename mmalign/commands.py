@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigError, MmalignError
+from .threads import limit_threads
 
 BENCHMARKS = ("cub", "sun", "awa1", "awa2", "apy", "flo", "custom", "cub-text")
 
@@ -23,7 +24,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                    help="save the full training state to OUT every N epochs (atomically)")
     p.add_argument("--resume", action="store_true", help="continue from the training state saved in OUT")
     p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and the BLAS libraries")
+    p.add_argument("--engine", choices=("auto", "reference"),
+                   help="training path (default: the config's, auto): auto = the fastest path that agrees with the "
+                        "reference on this device; reference = the plain PyTorch loop")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast of the matrix products (engine auto)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -59,10 +64,17 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                    help="range searched by --policy val/test (default 100)")
     p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for torch (default: torch's choice; on a shared machine fewer is often faster)")
-    p.add_argument("--engine", choices=("eager", "fast"), default="eager",
-                   help="VAE training loop: the eager reference (default) or mmalign.fast")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 needs --engine fast")
+                   help="CPU threads for torch and the BLAS libraries (default: all cores, waiting passively)")
+    p.add_argument("--engine", choices=("auto", "reference"), default="auto",
+                   help="training path: auto (default) = the fastest path that agrees with the reference on this "
+                        "device (CUDA graph on a GPU, fused Adam + oneDNN on a CPU); reference = the plain PyTorch loop")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16 autocast of the matrix products (engine auto; recorded in every result)")
+    stack = p.add_mutually_exclusive_group()
+    stack.add_argument("--stack-seeds", dest="stack_seeds", action="store_const", const=True, default=None,
+                       help="train all seeds' VAEs together as one stacked model (default: on a GPU)")
+    stack.add_argument("--no-stack-seeds", dest="stack_seeds", action="store_const", const=False,
+                       help="train the seeds one after the other")
     p.add_argument("--recipe", default="cada_vae", help="recipe in registry/recipes")
     p.add_argument("--reparameterization", choices=("cada2019", "standard"), help="override the recipe's mode")
     p.add_argument("--out", default="runs/benchmark", help="folder for results.json")
@@ -85,22 +97,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=cmd_data_convert_pickle)
 
 
-def set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    if threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {threads}")
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from .aligner import Aligner
     from .runs import load_data, read_run_config
 
     run = read_run_config(args.config)
-    set_threads(args.threads)
+    limit_threads(args.threads)
     overrides = dict(run.aligner)
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -108,6 +110,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["device"] = args.device
     if args.epochs is not None:
         overrides["training"] = {**overrides.get("training", {}), "epochs": args.epochs}
+    for key in ("engine", "precision"):
+        if getattr(args, key) is not None:
+            overrides["training"] = {**overrides.get("training", {}), key: getattr(args, key)}
     if args.deterministic:
         from .determinism import enable_determinism
 
@@ -161,11 +166,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import BenchmarkRequest, phase_times, run_benchmark, summary_table
     from .runs import DataSpec
 
-    set_threads(args.threads)
+    limit_threads(args.threads)
     if args.dataset == "cub-text":
         return cmd_benchmark_cub_text(args)
-    if args.precision != "fp32" and args.engine != "fast":
-        raise ConfigError("--precision bf16 needs --engine fast")
+    if args.precision != "fp32" and args.engine != "auto":
+        raise ConfigError("--precision bf16 needs --engine auto")
     if args.dataset == "custom":
         if not args.data_dir:
             raise ConfigError("'mmalign benchmark custom' needs --data-dir pointing at the data set folder (D/NAME)")
@@ -199,7 +204,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         epochs=args.epochs, device=args.device, policy=policy, recipe=args.recipe,
         classifier_epochs=args.classifier_epochs, max_classifier_epochs=args.max_classifier_epochs,
         reparameterization=args.reparameterization, out=Path(args.out), resume=args.resume,
-        engine=args.engine, precision=args.precision,
+        engine=args.engine, precision=args.precision, stack_seeds=args.stack_seeds,
         progress=not args.no_progress,
     )
     records = run_benchmark(req, log=lambda line: print(line, flush=True))

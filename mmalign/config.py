@@ -20,16 +20,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Warmup(_Strict):
-    """Warm-up ramps, evaluated per epoch: ``clip((epoch - start)/(end - start) * factor, 0, factor)``."""
+#: Warm-up keys of earlier releases -> the loss family they weigh.
+LEGACY_WARMUP_KEYS = {"beta": "kl", "distance": "align"}
+#: Engine names of earlier releases.
+LEGACY_ENGINES = {"eager": "reference", "fast": "auto"}
 
-    beta: Ramp = Field(Ramp(start=0, end=93, factor=0.25), description="KL weight.")
-    cross: Ramp = Field(Ramp(start=21, end=75, factor=2.37), description="Cross-reconstruction weight.")
-    distance: Ramp = Field(Ramp(start=6, end=22, factor=8.13), description="2-Wasserstein alignment weight.")
+
+def recipe_warmup(recipe: str = "cada_vae") -> dict[str, Ramp]:
+    """The loss-family weight schedules of a recipe (its ``training.warmup`` table)."""
+    return dict(load_recipe(recipe).training.warmup)
 
 
 class TrainConfig(_Strict):
-    """Optimisation of the VAEs. Defaults: Adam (AMSGrad), lr 1.5e-4, batch 50, 100 epochs."""
+    """Optimisation of the VAEs. Defaults: Adam (AMSGrad), lr 1.5e-4, batch 50, 100 epochs, the
+    CADA-VAE recipe's warm-up ramps, engine ``auto``."""
 
     epochs: PositiveInt = Field(100, description="Epochs; an epoch is ceil(N_train / batch_size) steps.")
     batch_size: PositiveInt = Field(50, description="Samples per step, drawn without replacement each step.")
@@ -38,18 +42,43 @@ class TrainConfig(_Strict):
     eps: PositiveFloat = Field(1e-8, description="Adam epsilon.")
     amsgrad: bool = Field(True, description="AMSGrad variant of Adam.")
     weight_decay: NonNegativeFloat = Field(0.0, description="Adam weight decay.")
-    warmup: Warmup = Field(default_factory=Warmup, description="Loss-weight ramps.")
-    log_every: PositiveInt = Field(50, description="Steps between progress updates (the only host syncs).")
-    engine: Literal["eager", "fast"] = Field(
-        "eager", description="eager: the plain reference loop; fast: mmalign.fast (fused optimizer, oneDNN, optional compile)."
+    warmup: dict[str, Ramp] = Field(
+        default_factory=recipe_warmup,
+        description="Loss family -> weight schedule (a linear ramp, or a constant). Families not named keep "
+                    "their plugin's default weight (recon: 1). Default: the cada_vae recipe's kl, cross, align "
+                    "ramps and contrastive 0. Earlier names 'beta' and 'distance' mean 'kl' and 'align'.",
     )
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast of the matrix products (engine 'fast' only).")
-    compile: bool = Field(False, description="torch.compile the training step (engine 'fast' only).")
+    log_every: PositiveInt = Field(50, description="Steps between finite checks (the only host syncs besides the epoch end).")
+    engine: Literal["auto", "reference"] = Field(
+        "auto", description="auto: the fastest path that agrees with the reference on the device (CUDA graph on a "
+                            "GPU, fused Adam and oneDNN on a CPU); reference: the plain PyTorch loop. Earlier names "
+                            "'eager' and 'fast' mean 'reference' and 'auto'.",
+    )
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast of the matrix products (engine 'auto' only).")
+    compile: bool = Field(False, description="torch.compile the training step (engine 'auto' only).")
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _legacy_engine(cls, engine: Any) -> Any:
+        return LEGACY_ENGINES.get(engine, engine) if isinstance(engine, str) else engine
+
+    @field_validator("warmup", mode="before")
+    @classmethod
+    def _legacy_warmup(cls, warmup: Any) -> Any:
+        if not isinstance(warmup, dict):
+            return warmup
+        out = {}
+        for key, value in warmup.items():
+            family = LEGACY_WARMUP_KEYS.get(key, key)
+            if family in out:
+                raise ValueError(f"{key!r} and {family!r} name the same loss family; give one")
+            out[family] = value
+        return out
 
     @model_validator(mode="after")
     def _check_engine(self) -> "TrainConfig":
-        if self.engine == "eager" and (self.precision != "fp32" or self.compile):
-            raise ValueError("precision 'bf16' and compile need engine 'fast'")
+        if self.engine == "reference" and (self.precision != "fp32" or self.compile):
+            raise ValueError("precision 'bf16' and compile need engine 'auto'")
         return self
 
 
@@ -89,7 +118,7 @@ def recipe_defaults(name: str) -> dict[str, Any]:
         "training": {
             "epochs": t.epochs, "batch_size": t.batch_size, "lr": t.lr, "betas": t.betas, "eps": t.eps,
             "amsgrad": t.amsgrad, "weight_decay": t.weight_decay,
-            "warmup": {k: v.model_dump() for k, v in t.warmup},
+            "warmup": {k: v.model_dump(exclude_none=True) for k, v in t.warmup.items()},
         },
     }
 
@@ -110,6 +139,12 @@ def make_config(config: "AlignerConfig | dict[str, Any] | None" = None, recipe: 
     if recipe is not None and not isinstance(recipe, str):
         raise ConfigError(f"config: key 'recipe': expected a recipe name (string) or null, got {type(recipe).__name__}")
     base = recipe_defaults(recipe) if recipe else {"recipe": None}
+    training = overrides.get("training")
+    if isinstance(training, dict) and isinstance(training.get("warmup"), dict):  # earlier key names
+        warmup = {LEGACY_WARMUP_KEYS.get(k, k): v for k, v in training["warmup"].items()}
+        if len(warmup) < len(training["warmup"]):
+            raise ConfigError("config: key 'training.warmup': 'beta'/'kl' or 'distance'/'align' name the same loss family; give one")
+        overrides["training"] = {**training, "warmup": warmup}
     try:
         return AlignerConfig.model_validate(_merge(base, overrides))
     except ValidationError as exc:

@@ -1,66 +1,57 @@
 """The M-modality aligned VAE: encoders and decoders keyed by modality name, and the loss.
 
-For modalities ``i, j`` in the experiment, one batch's loss is::
+For modalities ``i, j`` in the experiment, with CADA-VAE's families, one batch's loss is::
 
     sum_i [recon_i + beta * KL_i] + gamma * sum_{i != j} cross_{i->j} + delta * sum_{i<j} W_ij
 
-Every term is returned unweighted under a stable name (``recon/img``, ``kl/img``,
-``cross/att->img`` = decode ``img`` from the latent of ``att``, ``align/att|img``), reduced over the
-batch (``sum`` as in CADA-VAE, or ``mean``) after masking: a sample lacking modality ``m`` drops
-only the terms that involve ``m``. ``loss`` is the weighted total.
+The families (``recon``, ``kl``, ``cross``, ``align``, and any a plugin adds through the
+``register_losses`` hook, see :mod:`mmalign.terms`) and their weights come from outside: the model
+evaluates each family for its modality tuples and names every term stably (``recon/img``,
+``kl/img``, ``cross/att->img`` = decode ``img`` from the latent of ``att``, ``align/att|img``).
+Terms are reduced over the batch (``sum`` as in CADA-VAE, or ``mean``) after masking: a sample
+lacking modality ``m`` drops only the terms that involve ``m``. ``loss`` is the weighted total.
+
+:func:`compute_terms` is the one forward pass, written for S runs at once (rows ``(S, B, d)``,
+noise drawn outside); :meth:`AlignedVAE.forward` is that code with S = 1 and the noise drawn from
+a generator, and the training step strategies (:mod:`mmalign.training.steps`) call it directly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import combinations
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from .losses import Reparameterization, kl_to_standard_normal, reparameterize, wasserstein2
+from .errors import ConfigError
+from .losses import Reparameterization, apply_noise, draw_noise
 from .modality import Modality
+from .schedule import LossWeights
+from .terms import Decode, Encode, LossTerm, TermInputs, ordered_pairs, unordered_pairs
+
+__all__ = ["AlignedVAE", "LossWeights", "compute_terms", "default_terms", "ordered_pairs", "unordered_pairs"]
 
 
-def ordered_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
-    """Every ``(source, target)`` with ``source != target``: the cross-reconstruction pairs."""
-    return [(i, j) for i in names for j in names if i != j]
+def default_terms() -> list[LossTerm]:
+    """Every loss family registered through the plugins' ``register_losses`` hook."""
+    from .plugins import get_catalog
 
-
-def unordered_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
-    """Every ``{a, b}`` once, each pair sorted by name: the alignment pairs."""
-    return list(combinations(sorted(names), 2))
-
-
-def recon_term(name: str) -> str:
-    return f"recon/{name}"
-
-
-def kl_term(name: str) -> str:
-    return f"kl/{name}"
-
-
-def cross_term(source: str, target: str) -> str:
-    return f"cross/{source}->{target}"
-
-
-def align_term(a: str, b: str) -> str:
-    a, b = sorted((a, b))
-    return f"align/{a}|{b}"
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the KL (beta), cross-reconstruction (gamma) and alignment (delta) terms."""
-
-    beta: float
-    gamma: float
-    delta: float
+    return list(get_catalog().losses.values())
 
 
 class AlignedVAE(nn.Module):
-    """One VAE per modality, trained jointly with cross-reconstruction and distribution alignment."""
+    """One VAE per modality, trained jointly under the given loss families.
+
+    Args:
+        modalities: name -> modality (builds the encoder, decoder and reconstruction loss).
+        dims: name -> input dimension.
+        latent_size: latent dimension shared by all modalities (CADA: 64).
+        reparameterization: ``cada2019`` (the reference code) or ``standard``.
+        reduction: batch reduction of every term, ``sum`` (CADA) or ``mean``.
+        pair_weights: an extra weight per term name, e.g. ``{"cross/att->img": 0.5}``; a name that
+            is not a term of this model is an error.
+        terms: the loss families (default: every registered family, :func:`default_terms`).
+    """
 
     def __init__(
         self,
@@ -70,6 +61,7 @@ class AlignedVAE(nn.Module):
         reparameterization: Reparameterization = "cada2019",
         reduction: str = "sum",
         pair_weights: Mapping[str, float] | None = None,
+        terms: Sequence[LossTerm] | None = None,
     ) -> None:
         super().__init__()
         self.names = list(modalities)
@@ -77,28 +69,22 @@ class AlignedVAE(nn.Module):
         self.latent_size = latent_size
         self.reparameterization = reparameterization
         self.reduction = reduction
+        self.terms = list(default_terms() if terms is None else terms)
+        self.families = [t.family for t in self.terms]
         self.pair_weights = dict(pair_weights or {})
+        unknown = sorted(set(self.pair_weights) - set(self.term_names()))
+        if unknown:
+            raise ConfigError(f"config: key 'pair_weights.{unknown[0]}': not a loss term of this model; "
+                              f"its terms are {self.term_names()[:-1]}")
         self.encoders = nn.ModuleDict({n: m.build_encoder(dims[n], latent_size) for n, m in modalities.items()})
         self.decoders = nn.ModuleDict({n: m.build_decoder(latent_size, dims[n]) for n, m in modalities.items()})
 
     def term_names(self) -> list[str]:
         """Every term :meth:`forward` returns, in order (``loss`` last)."""
-        names = [recon_term(n) for n in self.names] + [kl_term(n) for n in self.names]
-        names += [cross_term(i, j) for i, j in ordered_pairs(self.names)]
-        names += [align_term(a, b) for a, b in unordered_pairs(self.names)]
-        return names + ["loss"]
+        return [t.term_name(*tup) for t in self.terms for tup in t.tuples(self.names)] + ["loss"]
 
     def encode(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoders[name](x)
-
-    def _reduce(self, per_sample: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        if mask is not None:  # where, not a product: a masked row's inf or NaN must not leak
-            per_sample = torch.where(mask > 0, per_sample, torch.zeros_like(per_sample))
-        total = per_sample.sum()
-        if self.reduction == "mean":
-            count = mask.sum().clamp_min(1.0) if mask is not None else per_sample.shape[0]
-            total = total / count
-        return total
 
     def forward(
         self,
@@ -107,48 +93,102 @@ class AlignedVAE(nn.Module):
         masks: Mapping[str, torch.Tensor] | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
-        """All loss terms for one batch. ``masks[name]`` is a ``(B,)`` float/bool tensor (1 = present)."""
-        masks = {n: m.to(batch[n].dtype) for n, m in (masks or {}).items()}
+        """All terms for one ``(B, d)`` batch, the noise drawn from ``generator`` (one ``randn`` per
+        modality, in ``names`` order). ``masks[name]`` is a ``(B,)`` float/bool tensor (1 = present).
+        The logged terms are detached; ``loss`` carries the graph."""
+        first = batch[self.names[0]]
+        eps = {n: draw_noise(self.reparameterization, first.shape[0], self.latent_size, generator, first.device,
+                             first.dtype) for n in self.names}
+        one = lambda d: {k: v[None] for k, v in d.items()}  # noqa: E731
+        values = compute_terms(self, self.own_encode, self.own_decode, one(batch), one(masks or {}), one(eps), weights)
+        return dict(zip(self.term_names(), values[0].unbind()))
 
-        def both(a: str, b: str) -> torch.Tensor | None:
-            ma, mb = masks.get(a), masks.get(b)
-            if ma is None or mb is None:
-                return ma if mb is None else mb
-            return ma * mb
+    # (1, ...) views in and out; reshape rather than [0], whose backward is a zeros and a copy kernel
+    def own_encode(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``encode`` for ``(1, B, d)`` rows: the :data:`~mmalign.terms.Encode` of this model's own networks."""
+        mu, logvar = self.encoders[name](x.reshape(x.shape[1:]))
+        return mu[None], logvar[None]
 
-        posteriors = {n: self.encoders[n](batch[n]) for n in self.names}
-        latents = {n: reparameterize(mu, lv, self.reparameterization, generator) for n, (mu, lv) in posteriors.items()}
-        # Each decoder decodes every modality's latent in one batched call: its own (reconstruction)
-        # and the others' (cross-reconstruction).
-        z_all = torch.cat([latents[n] for n in self.names])
-        size = batch[self.names[0]].shape[0]
-        terms: dict[str, torch.Tensor] = {}
-        decoded: dict[str, dict[str, torch.Tensor]] = {}
-        for j in self.names:
-            outputs = self.decoders[j](z_all).split(size)
-            decoded[j] = dict(zip(self.names, outputs))
-        for n in self.names:
-            loss_fn = self.modalities[n].reconstruction_loss
-            terms[recon_term(n)] = self._reduce(loss_fn(decoded[n][n], batch[n]), masks.get(n))
-        for n in self.names:
-            terms[kl_term(n)] = self._reduce(kl_to_standard_normal(*posteriors[n]), masks.get(n))
-        for i, j in ordered_pairs(self.names):
-            loss_fn = self.modalities[j].reconstruction_loss
-            terms[cross_term(i, j)] = self._reduce(loss_fn(decoded[j][i], batch[j]), both(i, j))
-        for a, b in unordered_pairs(self.names):
-            terms[align_term(a, b)] = self._reduce(wasserstein2(*posteriors[a], *posteriors[b]), both(a, b))
-        terms["loss"] = self.total(terms, weights)
-        return terms
+    def own_decode(self, name: str, z: torch.Tensor) -> torch.Tensor:
+        return self.decoders[name](z.reshape(z.shape[1:]))[None]
 
-    def total(self, terms: Mapping[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
-        """The weighted sum of the terms (per-term ``pair_weights`` multiply on top)."""
-        scale = {"recon": 1.0, "kl": weights.beta, "cross": weights.gamma, "align": weights.delta}
-        loss = None
-        for name, value in terms.items():
-            if name == "loss":
+
+def _reduce(reduction: str, per_sample: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``(S, B) -> (S,)``: the batch sum (or mean over present rows) after masking."""
+    if mask is not None:  # where, not a product: a masked row's inf or NaN must not leak
+        per_sample = torch.where(mask > 0, per_sample, torch.zeros_like(per_sample))
+    total = per_sample.sum(dim=1)
+    if reduction == "mean":
+        count = mask.sum(dim=1).clamp_min(1.0) if mask is not None else per_sample.shape[1]
+        total = total / count
+    return total
+
+
+def compute_terms(
+    model: AlignedVAE,
+    encode: Encode,
+    decode: Decode,
+    batch: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    eps: Mapping[str, torch.Tensor],
+    weights: LossWeights | torch.Tensor,
+    active: Collection[str] | None = None,
+) -> torch.Tensor:
+    """Every term for S runs, ``(S, T)`` in ``model.term_names()`` order, ``loss`` last.
+
+    ``model`` supplies the modalities, families and settings; the networks are reached through
+    ``encode``/``decode`` (the model's own, or S runs' stacked weights). ``batch`` rows are
+    ``(S, B, d)``, ``masks`` ``(S, B)``, ``eps`` the noise per modality (leading ``S``).
+
+    ``weights`` is a :class:`LossWeights`, or a tensor of the weights of ``model.families`` in that
+    order (a tensor keeps a compiled or captured step independent of the epoch's values).
+    ``active`` names the families that enter the loss and get a graph (default: those with a
+    non-zero :class:`LossWeights` weight; every family for a tensor). The others are evaluated
+    without a graph, for the log only. Logged terms are detached; the loss keeps the graph.
+    """
+    names = model.names
+    dtype = eps[names[0]].dtype
+    if active is None:
+        active = weights.active(model.families) if isinstance(weights, LossWeights) else frozenset(model.families)
+    masks = {n: m.to(dtype) for n, m in masks.items()}
+    posteriors = {}
+    for n in names:  # cast: under bf16 autocast only the products run in bf16, every loss term in fp32
+        mu, logvar = encode(n, batch[n])
+        posteriors[n] = (mu.to(dtype), logvar.to(dtype))
+    latents = {n: apply_noise(mu, lv, model.reparameterization, eps[n]) for n, (mu, lv) in posteriors.items()}
+    batch_decodes = any(t.decodes == "cross" and t.family in active for t in model.terms)
+    inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, batch_decodes)
+
+    values: dict[str, torch.Tensor] = {}
+
+    def evaluate(term: LossTerm) -> None:
+        for tup in term.tuples(names):
+            per_sample = term.per_sample(inputs, *tup)
+            values[term.term_name(*tup)] = _reduce(model.reduction, per_sample, inputs.mask(*tup))
+
+    for term in model.terms:
+        if term.family in active:
+            evaluate(term)
+    with torch.no_grad():
+        for term in model.terms:
+            if term.family not in active:
+                evaluate(term)
+
+    loss = None
+    for i, term in enumerate(model.terms):
+        if term.family not in active:
+            continue
+        w = weights[term.family] if isinstance(weights, LossWeights) else weights[i]
+        for tup in term.tuples(names):
+            name = term.term_name(*tup)
+            pair = model.pair_weights.get(name, 1.0)
+            if pair == 0.0:
                 continue
-            w = scale[name.split("/", 1)[0]] * self.pair_weights.get(name, 1.0)
-            if w == 0.0:
-                continue
-            loss = value * w if loss is None else loss + value * w
-        return loss
+            contribution = values[name] * (w * pair)
+            loss = contribution if loss is None else loss + contribution
+    if loss is None:
+        loss = torch.zeros_like(next(iter(values.values())))
+    order = model.term_names()[:-1]
+    # The logged terms leave the graph: stacked as they are, each would get a zero gradient back from
+    # the stack (a zeros and an add kernel per term on every step, a fifth of a GPU step's kernels).
+    return torch.stack([*(values[n].detach() for n in order), loss], dim=1)

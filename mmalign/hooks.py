@@ -17,7 +17,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-class ModalityHooks:
+class MmalignHooks:
     """Hooks a plugin may implement. Every hook is documented (a test checks it)."""
 
     @hookspec
@@ -27,4 +27,15 @@ class ModalityHooks:
         The instance's ``kind`` is its registry key (for example ``"image_features"``); a key
         registered by two plugins is an error naming both. Checkpoints store the key and rebuild
         the modality as ``type(instance)(name=..., **options)``.
+        """
+
+    @hookspec
+    def register_losses(self, register: Callable[[object], None]) -> None:
+        """Register loss-term families by calling ``register(mmalign.terms.LossTerm(...))``.
+
+        A family has a name (the prefix of its term names), a per-sample function, the modality
+        tuples it applies to (``each``, ``ordered`` or ``unordered`` pairs) and a default weight
+        schedule; the config's ``training.warmup.<family>`` overrides the schedule. Every model
+        evaluates every registered family (its values are logged even while its weight is 0). A
+        family registered by two plugins is an error naming both.
         """

@@ -21,6 +21,8 @@ import pluggy
 from . import hooks
 from .errors import PluginError
 
+from .terms import LossTerm
+
 if TYPE_CHECKING:
     from .modality import Modality
 
@@ -29,6 +31,8 @@ BUILTIN_PLUGINS = (
     "mmalign_plugins.image_features",
     "mmalign_plugins.class_embeddings",
     "mmalign_plugins.text",
+    "mmalign_plugins.cada_losses",
+    "mmalign_plugins.contrastive",
 )
 ENV_ALLOW = "MMALIGN_PLUGINS"
 ENV_TRACE = "MMALIGN_TRACE_PLUGINS"
@@ -41,6 +45,7 @@ class PluginInfo:
     builtin: bool
     hooks: list[str] = field(default_factory=list)
     modalities: list[str] = field(default_factory=list)
+    losses: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -52,11 +57,24 @@ class ModalityEntry:
 
 
 class ModalityCatalog:
-    """Modality keys -> the class that builds them, with the plugin that registered each."""
+    """Modality keys -> the class that builds them, with the plugin that registered each; and the
+    registered loss-term families (:attr:`losses`, in registration order)."""
 
     def __init__(self) -> None:
         self.entries: dict[str, ModalityEntry] = {}
         self.plugins: dict[str, PluginInfo] = {}
+        self.losses: dict[str, LossTerm] = {}
+        self.loss_plugins: dict[str, str] = {}
+
+    def add_loss(self, term: LossTerm, plugin: PluginInfo) -> None:
+        if not isinstance(term, LossTerm):
+            raise PluginError(f"plugin {plugin.name!r} registered {term!r} as a loss; expected a mmalign.terms.LossTerm")
+        if term.family in self.losses:
+            raise PluginError(f"loss family {term.family!r} is registered twice: by plugin "
+                              f"{self.loss_plugins[term.family]!r} and by plugin {plugin.name!r}")
+        self.losses[term.family] = term
+        self.loss_plugins[term.family] = plugin.name
+        plugin.losses.append(term.family)
 
     def add(self, modality: "Modality", plugin: PluginInfo) -> None:
         kind = getattr(modality, "kind", None)
@@ -102,7 +120,7 @@ def _entry_points() -> list[metadata.EntryPoint]:
 def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
     """A fresh plugin manager with built-in and entry-point plugins loaded and checked."""
     pm = pluggy.PluginManager(hooks.PROJECT)
-    pm.add_hookspecs(hooks.ModalityHooks)
+    pm.add_hookspecs(hooks.MmalignHooks)
     infos: dict[str, PluginInfo] = {}
     for modname in BUILTIN_PLUGINS:
         module = importlib.import_module(modname)
@@ -121,7 +139,8 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{exc} (known hooks: register_modalities)") from None
+        known = ", ".join(n for n in dir(hooks.MmalignHooks) if n.startswith("register_"))
+        raise PluginError(f"{exc} (known hooks: {known})") from None
     for name, info in infos.items():
         info.hooks = sorted(impl.name for impl in pm.get_hookcallers(pm.get_plugin(name)) or [])
     if os.environ.get(ENV_TRACE):
@@ -137,6 +156,9 @@ def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Mod
     for impl in reversed(pm.hook.register_modalities.get_hookimpls()):  # registration order
         info = infos[impl.plugin_name]
         impl.function(register=lambda modality, _info=info: catalog.add(modality, _info))
+    for impl in pm.hook.register_losses.get_hookimpls():  # plugin registration order: the terms' order
+        info = infos[impl.plugin_name]
+        impl.function(register=lambda term, _info=info: catalog.add_loss(term, _info))
     return catalog
 
 

@@ -50,7 +50,7 @@ def test_engine_m2_cada2019_equals_reference_term_by_term():
     dims = {"img": 20, "att": 7}
     model = make_model(dims)
     batch = make_batch(dims)
-    w = LossWeights(beta=0.2, gamma=1.3, delta=4.1)
+    w = LossWeights(kl=0.2, cross=1.3, align=4.1)
     ours = model(batch, w, generator=torch.Generator().manual_seed(7))
     ref = reference_cada_step(model, batch["img"], batch["att"], torch.Generator().manual_seed(7), 0.2, 1.3, 4.1)
     close = dict(rtol=1e-5, atol=1e-4)
@@ -78,7 +78,7 @@ def test_engine_cross_term_decodes_target_from_source_latent():
     for enc in model.encoders.values():
         torch.nn.init.constant_(enc.logvar.weight, 0.0)
         torch.nn.init.constant_(enc.logvar.bias, -60.0)
-    terms = model(batch, LossWeights(0, 0, 0), generator=torch.Generator().manual_seed(0))
+    terms = model(batch, LossWeights(kl=0, cross=0, align=0), generator=torch.Generator().manual_seed(0))
     mu_att, _ = model.encoders["att"](batch["att"])
     expected = (model.decoders["img"](mu_att) - batch["img"]).abs().sum()
     assert torch.allclose(terms["cross/att->img"], expected, rtol=1e-5)
@@ -87,7 +87,7 @@ def test_engine_cross_term_decodes_target_from_source_latent():
 def test_engine_m3_has_six_cross_and_three_alignment_terms():
     dims = {"img": 10, "att": 5, "txt": 8}
     model = make_model(dims)
-    terms = model(make_batch(dims), LossWeights(1, 1, 1), generator=torch.Generator().manual_seed(0))
+    terms = model(make_batch(dims), LossWeights(kl=1, cross=1, align=1), generator=torch.Generator().manual_seed(0))
     assert len([k for k in terms if k.startswith("cross/")]) == 6
     assert len([k for k in terms if k.startswith("align/")]) == 3
     assert len([k for k in terms if k.startswith("recon/")]) == 3
@@ -106,7 +106,7 @@ def test_engine_mask_drops_only_terms_of_missing_modality():
     dims = {"img": 10, "att": 5, "txt": 8}
     model = make_model(dims)
     batch = make_batch(dims)
-    w = LossWeights(0.3, 1.0, 2.0)
+    w = LossWeights(kl=0.3, cross=1.0, align=2.0)
     full = model(batch, w, generator=torch.Generator().manual_seed(3))
     mask = torch.tensor([1, 0, 1, 0, 1, 1, 0, 1], dtype=torch.bool)
     masked = model(batch, w, masks={"txt": mask}, generator=torch.Generator().manual_seed(3))
@@ -131,8 +131,8 @@ def test_engine_mask_drops_only_terms_of_missing_modality():
 def test_engine_mean_reduction_divides_sum_by_batch():
     dims = {"img": 10, "att": 5}
     batch = make_batch(dims)
-    s = make_model(dims, reduction="sum")(batch, LossWeights(1, 1, 1), generator=torch.Generator().manual_seed(0))
-    m = make_model(dims, reduction="mean")(batch, LossWeights(1, 1, 1), generator=torch.Generator().manual_seed(0))
+    s = make_model(dims, reduction="sum")(batch, LossWeights(kl=1, cross=1, align=1), generator=torch.Generator().manual_seed(0))
+    m = make_model(dims, reduction="mean")(batch, LossWeights(kl=1, cross=1, align=1), generator=torch.Generator().manual_seed(0))
     for k in s:
         assert torch.allclose(m[k] * 8, s[k], rtol=1e-5), k
 
@@ -141,7 +141,7 @@ def test_engine_pair_weights_scale_one_term():
     dims = {"img": 10, "att": 5}
     batch = make_batch(dims)
     base = make_model(dims)
-    w = LossWeights(0.0, 1.0, 0.0)
+    w = LossWeights(kl=0.0, cross=1.0, align=0.0)
     t = base(batch, w, generator=torch.Generator().manual_seed(0))
     base.pair_weights = {"cross/att->img": 0.0}
     t2 = base(batch, w, generator=torch.Generator().manual_seed(0))

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from mmalign.losses import kl_to_standard_normal, ramp, reparameterize, wasserstein2
+from mmalign.losses import info_nce, kl_to_standard_normal, reparameterize, wasserstein2
+from mmalign.recipes import Ramp
+
+
+def ramp(epoch, start, end, factor):
+    return Ramp(start=start, end=end, factor=factor).at(epoch)
 
 
 def _gauss(seed, b=5, d=7):
@@ -60,3 +65,34 @@ def test_ramp_matches_reference_warmup():
     assert ramp(20, 21, 75, 2.37) == 0
     assert ramp(48, 21, 75, 2.37) == pytest.approx(27 / 54 * 2.37)
     assert ramp(14, 6, 22, 8.13) == pytest.approx(8 / 16 * 8.13)
+
+
+def test_ramp_constant_and_first_active_epoch():
+    assert Ramp(factor=0.7).at(0) == 0.7 and Ramp(factor=0.7).first_active_epoch() == 0
+    assert Ramp(factor=0.0).first_active_epoch() is None
+    assert Ramp(start=21, end=75, factor=2.37).first_active_epoch() == 22  # weight 0 at epoch 21 itself
+    assert Ramp(start=21, end=75, factor=2.37).first_active_epoch(epochs=10) is None
+    with pytest.raises(ValueError, match="both"):
+        Ramp(start=1, factor=1.0)
+
+
+def test_info_nce_matches_cross_entropy_both_ways():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    logits = torch.nn.functional.normalize(a, dim=1) @ torch.nn.functional.normalize(b, dim=1).T / 0.1
+    target = torch.arange(6)
+    expected = 0.5 * (torch.nn.functional.cross_entropy(logits, target, reduction="none")
+                      + torch.nn.functional.cross_entropy(logits.T, target, reduction="none"))
+    assert torch.allclose(info_nce(a, b, 0.1), expected, atol=1e-5)
+    # identical embeddings with distinct directions score below a shuffled pairing
+    assert info_nce(a, a, 0.1).mean() < info_nce(a, a[torch.randperm(6, generator=g)], 0.1).mean()
+
+
+def test_info_nce_absent_rows_are_nobody_s_negative():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    valid = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0])
+    masked = info_nce(a, b, 0.5, valid)
+    keep = valid.bool()
+    assert torch.allclose(masked[keep], info_nce(a[keep], b[keep], 0.5), atol=1e-5)
+    assert torch.isfinite(info_nce(a, b, 0.5, torch.zeros(5))).all()

@@ -18,21 +18,25 @@ from mmalign.errors import PluginError
 FIXTURE = Path(__file__).parent / "fixtures" / "mmalign_toy_plugin"
 
 
-def test_builtin_plugins_register_the_builtin_modalities():
+def test_builtin_plugins_register_the_builtin_modalities_and_losses():
     registry = mmalign.get_catalog(refresh=True)
     assert {"image_features", "attributes", "sentences"} <= set(registry.entries)
     assert registry.entries["image_features"].plugin == "mmalign_plugins.image_features"
-    assert all(p.hooks == ["register_modalities"] for p in registry.plugins.values() if p.builtin)
+    assert list(registry.losses) == ["recon", "kl", "cross", "align", "contrastive"]
+    assert registry.loss_plugins["contrastive"] == "mmalign_plugins.contrastive"
+    hooks_of = {p.name: p.hooks for p in registry.plugins.values() if p.builtin}
+    assert hooks_of["mmalign_plugins.image_features"] == ["register_modalities"]
+    assert hooks_of["mmalign_plugins.cada_losses"] == ["register_losses"]
 
 
 def test_every_hook_is_documented():
-    for name, fn in inspect.getmembers(hooks.ModalityHooks, inspect.isfunction):
+    for name, fn in inspect.getmembers(hooks.MmalignHooks, inspect.isfunction):
         assert fn.__doc__ and len(fn.__doc__.strip()) > 40, name
 
 
 def _manager_with(*modules):
     pm = pluggy.PluginManager(hooks.PROJECT)
-    pm.add_hookspecs(hooks.ModalityHooks)
+    pm.add_hookspecs(hooks.MmalignHooks)
     infos = {}
     for name, module in modules:
         pm.register(module, name=name)

@@ -83,9 +83,9 @@ def test_cub_text_alignment_data_trains_on_seen_classes_only(bundle, mode):
 
 
 def test_cub_text_scaled_warmup_is_the_recipe_at_100_epochs():
-    from mmalign.config import Warmup
+    from mmalign.config import TrainConfig
 
-    assert scaled_warmup(100) == {k: v.model_dump() for k, v in Warmup()}
+    assert scaled_warmup(100) == {k: v.model_dump(exclude_none=True) for k, v in TrainConfig().warmup.items()}
     assert scaled_warmup(50)["cross"] == {"start": 10.5, "end": 37.5, "factor": 2.37}
 
 

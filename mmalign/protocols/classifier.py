@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import ConfigError
-from ..fast.graphs import capture_after, capture_available
+from ..training.graphs import capture_after, capture_available
 
 Schedule = Literal["epoch", "stream"]
 #: Called after every epoch with ``(epoch (1-based), weight, bias)``; must not touch the generator.

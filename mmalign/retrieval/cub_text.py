@@ -38,15 +38,14 @@ MODALITIES = ("att", "sent", "wiki")
 RECOMPUTE_TOLERANCE = 2e-3
 
 
-def scaled_warmup(epochs: int, recipe_epochs: int = 100) -> dict[str, dict[str, float]]:
-    """CADA-VAE's warm-up ramps (KL 0-93, cross 21-75, distance 6-22 of 100 epochs) compressed
-    to ``epochs`` so a short run still goes through the whole schedule."""
-    f = epochs / recipe_epochs
-    return {
-        "beta": {"start": 0.0, "end": 93 * f, "factor": 0.25},
-        "cross": {"start": 21 * f, "end": 75 * f, "factor": 2.37},
-        "distance": {"start": 6 * f, "end": 22 * f, "factor": 8.13},
-    }
+def scaled_warmup(epochs: int, recipe: str = "cada_vae") -> dict[str, dict[str, float]]:
+    """The recipe's warm-up ramps compressed to ``epochs`` (from the recipe's own epoch count), so a
+    short run still goes through the whole schedule."""
+    from ..recipes import load_recipe
+
+    r = load_recipe(recipe)
+    f = epochs / r.training.epochs
+    return {family: ramp.scaled(f).model_dump(exclude_none=True) for family, ramp in r.training.warmup.items()}
 
 
 def wiki_vectors(bundle: CubText, recompute: str = "auto", log=print) -> tuple[dict[str, np.ndarray], dict]:

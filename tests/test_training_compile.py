@@ -16,8 +16,7 @@ import torch
 from conftest import make_toy_data
 
 import mmalign
-from mmalign.fast import train_fast, train_seeds
-from mmalign.training import train
+from mmalign.training import train, train_seeds
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("MMALIGN_TEST_COMPILE") != "1", reason="slow: set MMALIGN_TEST_COMPILE=1"),
@@ -31,21 +30,23 @@ def setup(seed=0):
     a = mmalign.Aligner([{"kind": "image_features", "hidden": (16, 12)}, {"kind": "attributes", "hidden": (8, 8)}],
                         {"seed": seed, "device": "cpu", "latent_size": 4,
                          "training": {"epochs": 2, "batch_size": 16,
-                                      "warmup": {"beta": ON, "cross": ON, "distance": ON}}})
+                                      "warmup": {"kl": ON, "cross": ON, "align": ON}}})
     tensors = a.training_tensors(make_toy_data())
     return a, tensors
 
 
-def test_fast_compile_matches_eager_and_seeds():
+def test_compile_matches_reference_and_seeds():
     a, tensors = setup()
     model = a.build(a.dims)
     twin, pair = copy.deepcopy(model), [copy.deepcopy(model), copy.deepcopy(model)]
     config = a.config.training  # the weights change per epoch without recompiling (a tensor input)
-    ref = train(model, tensors, config, torch.Generator().manual_seed(0), progress=False)
-    fast = train_fast(twin, tensors, config, torch.Generator().manual_seed(0), progress=False, compile=True)
-    runs = train_seeds(pair, tensors, config, [torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)],
-                       progress=False, compile=True)
-    for history in (fast, runs[0].history, runs[1].history):
+    compiled = config.model_copy(update={"compile": True})
+    ref = train(model, tensors, config.model_copy(update={"engine": "reference"}), torch.Generator().manual_seed(0),
+                progress=False)
+    fast = train(twin, tensors, compiled, torch.Generator().manual_seed(0), progress=False)
+    runs = train_seeds(pair, tensors, compiled, [torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)],
+                       progress=False)
+    for history in (fast, *runs):
         for e_ref, e in zip(ref, history):
             assert e.terms["loss"] == pytest.approx(e_ref.terms["loss"], rel=1e-4)
     for p, q in zip(model.parameters(), twin.parameters()):

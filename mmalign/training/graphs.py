@@ -19,7 +19,7 @@ optimiser state are put back afterwards, so the run starts exactly where it woul
 
 On a CPU (``capture=False``) :class:`StepGraph` simply calls the step: the static-buffer loop runs
 as is, which the tests use to check it against the plain loop. The loops themselves are in
-:mod:`mmalign.fast.steps`; :func:`capture_after` also serves the classifier's epoch graph.
+:mod:`mmalign.training.steps`; :func:`capture_after` also serves the classifier's epoch graph.
 """
 
 from __future__ import annotations
