@@ -2,10 +2,10 @@
 
 Phases, timed separately:
 
-1. VAE training, per path: ``eager`` (:func:`mmalign.training.train`, the reference), ``fast``
-   (:func:`mmalign.fast.train_fast`, fp32), ``fast-bf16`` (bf16 autocast), ``fast-compile``
-   (``torch.compile``, only with ``--compile``), ``seeds`` (``--seeds`` runs trained together by
-   :func:`mmalign.fast.train_seeds`) next to ``fast x S`` (the same runs one after the other).
+1. VAE training, per path: ``reference`` (engine ``reference``: the plain loop), ``auto`` (engine
+   ``auto``, fp32: the default), ``auto-bf16`` (bf16 autocast), ``auto-compile`` (``torch.compile``,
+   only with ``--compile``), ``seeds`` (``--seeds`` runs trained together by
+   :func:`mmalign.training.train_seeds`) next to ``auto x S`` (the same runs one after the other).
 2. Latent sampling (training latents with noise + test means) and
 3. the final classifier (fast and reference DataLoader loop), both through
    :func:`mmalign.protocols.evaluate` when that module is installed.
@@ -58,14 +58,14 @@ import numpy as np
 import torch
 
 import mmalign
-from mmalign.training import EpochLog, TrainingTensors, train, weights_at
+from mmalign.training import Callback, EpochLog, TrainingTensors, train, train_seeds
 
-#: "eager", or "fast" / "seeds" with optional "-bf16" and "-compile" or "-nograph" suffixes (e.g.
-#: "seeds-bf16"). On CUDA "fast" and "seeds" replay each step as a CUDA graph; "-nograph" launches
+#: "reference", or "auto" / "seeds" with optional "-bf16" and "-compile" or "-nograph" suffixes (e.g.
+#: "seeds-bf16"). On CUDA "auto" and "seeds" replay each step as a CUDA graph; "-nograph" launches
 #: the step's kernels one by one instead.
-ALL_PATHS = ("eager", "fast", "fast-bf16", "fast-compile", "fast-bf16-compile", "fast-nograph", "fast-bf16-nograph",
+ALL_PATHS = ("reference", "auto", "auto-bf16", "auto-compile", "auto-bf16-compile", "auto-nograph", "auto-bf16-nograph",
              "seeds", "seeds-bf16", "seeds-compile", "seeds-bf16-compile", "seeds-nograph", "seeds-bf16-nograph")
-DEFAULT_PATHS = ("eager", "fast", "fast-bf16", "seeds")
+DEFAULT_PATHS = ("reference", "auto", "auto-bf16", "seeds")
 
 
 def is_seeds(path: str) -> bool:
@@ -122,18 +122,29 @@ def sync(device: torch.device) -> None:
 
 def regimes(config, epochs: int) -> dict[str, Any]:
     """Epochs with the cross term off / on, and a representative epoch of each."""
-    off = [e for e in range(epochs) if weights_at(e, config).gamma == 0.0]
-    on = [e for e in range(epochs) if weights_at(e, config).gamma != 0.0]
-    patterns = {tuple(w != 0.0 for w in (weights_at(e, config).beta, weights_at(e, config).gamma,
-                                          weights_at(e, config).delta)) for e in range(epochs)}
+    schedule = mmalign.Aligner(["image_features", "attributes"], {"device": "cpu"}).schedule()
+    pattern = lambda e: tuple(w != 0.0 for w in schedule.at(e).values())  # noqa: E731
+    off = [e for e in range(epochs) if schedule.at(e)["cross"] == 0.0]
+    on = [e for e in range(epochs) if schedule.at(e)["cross"] != 0.0]
+    patterns = {pattern(e) for e in range(epochs)}
+
     def timed(epochs_in: list[int]) -> int | None:  # an epoch whose successor has the same weights pattern
-        pattern = lambda e: tuple(w != 0.0 for w in (weights_at(e, config).beta, weights_at(e, config).gamma,  # noqa: E731
-                                                     weights_at(e, config).delta))
         middle = sorted(epochs_in, key=lambda e: abs(e - epochs_in[len(epochs_in) // 2]))
         return next((e for e in middle if pattern(e) == pattern(e + 1)), middle[0] if middle else None)
 
     return {"off": len(off), "on": len(on), "epoch_off": timed(off) if off else None,
             "epoch_on": timed(on) if on else None, "patterns": len(patterns)}
+
+
+class EpochMarks(Callback):
+    """Calls ``fn(epoch)`` at every epoch end, after the device finished the epoch's work."""
+
+    def __init__(self, fn: Callable[..., Any], device: torch.device) -> None:
+        self.fn, self.device = fn, device
+
+    def on_epoch_end(self, state, logs) -> None:
+        sync(self.device)
+        self.fn(state.epoch)
 
 
 # -- one training call per path ----------------------------------------------------------------
@@ -142,22 +153,23 @@ def regimes(config, epochs: int) -> dict[str, Any]:
 def run_path(path: str, aligners: list[mmalign.Aligner], tensors: TrainingTensors, config, start_epoch: int,
              on_epoch_end: Callable[[int], None], threads: int | None) -> list[list[EpochLog]]:
     """Train ``aligners`` (fresh builds from their seeds) with ``path``; returns the histories."""
-    from mmalign.fast import train_fast, train_seeds
-
     device = aligners[0].device
     models = [a.build(a.dims) for a in aligners]
     gens = [torch.Generator(device=device).manual_seed(a.config.seed) for a in aligners]
-    cb = lambda epoch, *_: (sync(device), on_epoch_end(epoch))  # noqa: E731
-    if path == "eager":
-        return [train(models[0], tensors, config, gens[0], start_epoch=start_epoch, progress=False, on_epoch_end=cb)]
+    marks = [EpochMarks(on_epoch_end, device)]
     if path not in ALL_PATHS:
         raise SystemExit(f"unknown path {path!r}; choose from {ALL_PATHS}")
-    opts = {"precision": "bf16" if "-bf16" in path else "fp32", "compile": path.endswith("-compile"),
-            "start_epoch": start_epoch, "progress": False, "on_epoch_end": cb, "num_threads": threads,
+    if path == "reference":
+        config = config.model_copy(update={"engine": "reference"})
+        return [train(models[0], tensors, config, gens[0], start_epoch=start_epoch, progress=False, callbacks=marks,
+                      num_threads=threads)]
+    config = config.model_copy(update={"engine": "auto", "precision": "bf16" if "-bf16" in path else "fp32",
+                                       "compile": path.endswith("-compile")})
+    opts = {"start_epoch": start_epoch, "progress": False, "callbacks": marks, "num_threads": threads,
             "graphs": False if path.endswith("-nograph") else None}
     if is_seeds(path):
-        return [r.history for r in train_seeds(models, tensors, config, gens, **opts)]
-    return [train_fast(models[0], tensors, config, gens[0], **opts)]
+        return train_seeds(models, tensors, config, gens, **opts)
+    return [train(models[0], tensors, config, gens[0], **opts)]
 
 
 class Marks:
@@ -188,8 +200,8 @@ def quick_vae(args, data, device) -> dict[str, Any]:
     results: dict[str, dict[str, list[float]]] = {}
     first_epoch: dict[str, list[float]] = {}
     paths = list(args.paths)
-    if any(is_seeds(p) for p in paths) and "fast" not in paths:
-        paths.insert(0, "fast")
+    if any(is_seeds(p) for p in paths) and "auto" not in paths:
+        paths.insert(0, "auto")
     for rnd in range(args.rounds):
         for path in paths:
             for regime in args.regimes:
@@ -245,7 +257,7 @@ def quick_vae(args, data, device) -> dict[str, Any]:
     # trains S runs, so it is compared with S runs of the reference path one after the other.
     for path in paths:
         runs = args.seeds if is_seeds(path) else 1
-        for ref in ("eager", "fast"):
+        for ref in ("reference", "auto"):
             if ref == path or ref not in paths:
                 continue
             ratios = []
@@ -255,10 +267,10 @@ def quick_vae(args, data, device) -> dict[str, Any]:
                 ratios.append(runs * den / num)
             out["paths"][path][f"speedup_vs_{ref}"] = statistics.median(ratios)
     for path in paths:
-        if is_seeds(path) and "fast" in out["paths"]:
+        if is_seeds(path) and "auto" in out["paths"]:
             s = out["paths"][path]
-            s["one_fast_run_seconds_extrapolated"] = out["paths"]["fast"]["vae_seconds_extrapolated"]
-            s["vs_one_fast_run"] = s["vae_seconds_extrapolated"] / s["one_fast_run_seconds_extrapolated"]
+            s["one_auto_run_seconds_extrapolated"] = out["paths"]["auto"]["vae_seconds_extrapolated"]
+            s["vs_one_auto_run"] = s["vae_seconds_extrapolated"] / s["one_auto_run_seconds_extrapolated"]
     return out
 
 
@@ -341,11 +353,12 @@ def protocol_phase(args, data, aligners: dict[str, list[mmalign.Aligner]], quick
 
 def quick_protocol_aligner(args, data) -> dict[str, list[mmalign.Aligner]]:
     """A briefly trained aligner: sampling and classifier time do not depend on training length."""
-    from mmalign.fast import fit_fast
+    from mmalign.threads import limit_threads
 
+    limit_threads(args.threads)
     a = make_aligner(args.seed, args.device, 1)
-    fit_fast(a, data, progress=False, num_threads=args.threads)
-    return {"fast (1 epoch)": [a]}
+    a.fit(data, progress=False)
+    return {"auto (1 epoch)": [a]}
 
 
 # -- growth table ------------------------------------------------------------------------------
@@ -353,7 +366,7 @@ def quick_protocol_aligner(args, data) -> dict[str, list[mmalign.Aligner]]:
 
 def growth_point(args) -> dict[str, Any]:
     """One point of the growth table (run in its own process): ``--quick-steps`` steps of
-    ``train_fast`` at epoch 30 (all terms on) on N = 7057 x factor samples."""
+    engine ``auto`` at epoch 30 (all terms on) on N = 7057 x factor samples."""
     m, factor = (int(v) for v in args.growth_point.split(","))
     device = torch.device(args.device)
     if args.threads:
@@ -424,13 +437,11 @@ class _StopAfter(TrainingTensors):
 
 def _time_steps(model, tensors: _StopAfter, config, threads) -> tuple[float, float]:
     """Median wall and CPU seconds per step (the first two steps are warm-up)."""
-    from mmalign.fast import train_fast
-
     tensors.times, tensors.cpu_times = [], []
     try:
         generator = torch.Generator(device=tensors.device).manual_seed(0)
-        train_fast(model, tensors, config.model_copy(update={"epochs": 31}), generator, start_epoch=30,
-                   progress=False, num_threads=threads)
+        train(model, tensors, config.model_copy(update={"epochs": 31}), generator, start_epoch=30,
+              progress=False, num_threads=threads)
     except _Stop:
         pass
     return float(np.median(np.diff(tensors.times[2:]))), float(np.median(np.diff(tensors.cpu_times[2:])))
@@ -438,13 +449,11 @@ def _time_steps(model, tensors: _StopAfter, config, threads) -> tuple[float, flo
 
 def _time_epochs(model, tensors: TrainingTensors, config, steps: int) -> tuple[float, float]:
     """Wall and CPU seconds per step from whole epochs 31 and 32 (epoch 30 captures the graph)."""
-    from mmalign.fast import train_fast
-
     marks = Marks()
     marks.start()
     generator = torch.Generator(device=tensors.labels.device).manual_seed(0)
-    train_fast(model, tensors, config.model_copy(update={"epochs": 33}), generator, start_epoch=30, progress=False,
-               on_epoch_end=lambda *_: (sync(tensors.labels.device), marks(0)))
+    train(model, tensors, config.model_copy(update={"epochs": 33}), generator, start_epoch=30, progress=False,
+          callbacks=[EpochMarks(marks, tensors.labels.device)])
     wall = min(marks.wall[2] - marks.wall[1], marks.wall[3] - marks.wall[2])
     cpu = min(marks.cpu[2] - marks.cpu[1], marks.cpu[3] - marks.cpu[2])
     return wall / steps, cpu / steps
@@ -511,15 +520,15 @@ def machine() -> dict[str, Any]:
 def table(vae: dict[str, Any], proto: dict[str, Any] | None) -> str:
     ex = vae["extrapolated"]
     lines = ["", "VAE training" + (" (EXTRAPOLATED from per-step times to the full run)" if ex else ""),
-             f"{'path':14s} {'seconds':>10s} {'cpu s':>10s} {'vs eager':>9s} {'vs fast':>8s}",
+             f"{'path':14s} {'seconds':>10s} {'cpu s':>10s} {'vs reference':>9s} {'vs auto':>8s}",
              "(seeds xS: S runs together, compared with S runs one after the other)"]
     for path, e in vae["paths"].items():
         secs = e["vae_seconds_extrapolated"] if ex else e["vae_seconds"]
         cpu = e["vae_cpu_seconds_extrapolated"] if ex else e["vae_cpu_seconds"]
         name = f"{path} x{e['runs']}" if "runs" in e else path
-        extra = f"   ({e['vs_one_fast_run']:.2f}x the time of ONE fast run)" if "vs_one_fast_run" in e else ""
-        lines.append(f"{name:14s} {secs:10.1f} {cpu:10.1f} {e.get('speedup_vs_eager', float('nan')):9.2f} "
-                     f"{e.get('speedup_vs_fast', float('nan')):8.2f}{extra}")
+        extra = f"   ({e['vs_one_auto_run']:.2f}x the time of ONE fast run)" if "vs_one_auto_run" in e else ""
+        lines.append(f"{name:14s} {secs:10.1f} {cpu:10.1f} {e.get('speedup_vs_reference', float('nan')):9.2f} "
+                     f"{e.get('speedup_vs_auto', float('nan')):8.2f}{extra}")
     if proto and "paths" in proto:
         lines += ["", "Protocol (GZSL, CUB classifier epochs)", f"{'path':16s} {'sampling s':>10s} {'clf s':>8s}  U/S/H"]
         for path, e in proto["paths"].items():
@@ -547,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--seeds", type=int, default=2, help="runs trained together by the seeds path (default 2)")
     p.add_argument("--paths", default=",".join(DEFAULT_PATHS), help=f"comma-separated subset of {','.join(ALL_PATHS)}")
-    p.add_argument("--compile", action="store_true", help="add the fast-compile path")
+    p.add_argument("--compile", action="store_true", help="add the auto-compile path")
     p.add_argument("--protocol-runs", type=int, default=0,
                    help="evaluate only the first N runs of a seeds path (default 0: all)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -565,8 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     args.regimes = [r for r in args.regimes.split(",") if r]
     if not args.regimes or any(r not in ("off", "on") for r in args.regimes):
         raise SystemExit(f"--regimes must be off, on or off,on; got {args.regimes}")
-    if args.compile and "fast-compile" not in args.paths:
-        args.paths.append("fast-compile")
+    if args.compile and "auto-compile" not in args.paths:
+        args.paths.append("auto-compile")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "auto":
@@ -604,16 +613,16 @@ def main(argv: list[str] | None = None) -> int:
                 del trained
         result["vae"], result["protocol"] = vae, proto
         if not args.quick:  # ratios of real runs (one process, back to back)
-            fast = vae["paths"].get("fast", {}).get("vae_seconds")
-            eager = vae["paths"].get("eager", {}).get("vae_seconds")
+            fast = vae["paths"].get("auto", {}).get("vae_seconds")
+            eager = vae["paths"].get("reference", {}).get("vae_seconds")
             for path, e in vae["paths"].items():
                 runs = e.get("runs", 1)
-                if eager and path != "eager":
-                    e["speedup_vs_eager"] = runs * eager / e["vae_seconds"]
-                if fast and path != "fast":
-                    e["speedup_vs_fast"] = runs * fast / e["vae_seconds"]
+                if eager and path != "reference":
+                    e["speedup_vs_reference"] = runs * eager / e["vae_seconds"]
+                if fast and path != "auto":
+                    e["speedup_vs_auto"] = runs * fast / e["vae_seconds"]
                     if is_seeds(path):
-                        e["vs_one_fast_run"] = e["vae_seconds"] / fast
+                        e["vs_one_auto_run"] = e["vae_seconds"] / fast
         if proto and "paths" in proto:
             first = next(iter(proto["paths"].values()))
             for path, e in vae["paths"].items():

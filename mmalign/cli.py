@@ -28,7 +28,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     catalog = get_catalog()
     rows = [
-        {"name": p.name, "version": p.version, "builtin": p.builtin, "hooks": p.hooks, "modalities": p.modalities}
+        {"name": p.name, "version": p.version, "builtin": p.builtin, "hooks": p.hooks, "modalities": p.modalities,
+         "losses": p.losses}
         for p in catalog.plugins.values()
     ]
     if args.json:
@@ -39,6 +40,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"{r['name']} {r['version']} ({origin})")
         print(f"  hooks: {', '.join(r['hooks']) or '-'}")
         print(f"  modalities: {', '.join(r['modalities']) or '-'}")
+        if r["losses"]:
+            print(f"  loss families: {', '.join(r['losses'])}")
     return 0
 
 

@@ -136,6 +136,12 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
             continue
         pm.register(plugin, name=ep.name)
         infos[ep.name] = PluginInfo(ep.name, version, builtin=False)
+    for name, plugin in _ADDED.items():
+        try:
+            pm.register(plugin, name=name)
+        except ValueError as exc:  # the same object twice
+            raise PluginError(f"plugin {name!r}: {str(exc).splitlines()[0]}") from None
+        infos[name] = PluginInfo(name, getattr(plugin, "__version__", "unknown"), builtin=False)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -163,6 +169,30 @@ def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Mod
 
 
 _CATALOG: ModalityCatalog | None = None
+#: plugins added at run time with :func:`add_plugin` (name -> module or object with hook implementations)
+_ADDED: dict[str, object] = {}
+
+
+def add_plugin(plugin: object, name: str) -> ModalityCatalog:
+    """Load ``plugin`` (a module or object with ``@mmalign.hookimpl`` functions) into this process's
+    catalog beside the built-in and entry-point plugins, as an installed plugin would be loaded:
+    for experiments and tests without packaging. Returns the rebuilt catalog."""
+    if name in _ADDED:
+        raise PluginError(f"a plugin named {name!r} was already added; remove_plugin({name!r}) first")
+    _ADDED[name] = plugin
+    try:
+        return get_catalog(refresh=True)
+    except Exception:
+        del _ADDED[name]
+        get_catalog(refresh=True)
+        raise
+
+
+def remove_plugin(name: str) -> ModalityCatalog:
+    """Undo :func:`add_plugin`; returns the rebuilt catalog."""
+    _ADDED.pop(name, None)
+    return get_catalog(refresh=True)
+
 
 
 def get_catalog(refresh: bool = False) -> ModalityCatalog:

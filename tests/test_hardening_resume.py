@@ -86,10 +86,15 @@ def run_setup(tmp_path_factory):
     return root, folder, malformed.write_toml(root / "cfg.toml", cfg)
 
 
-def test_resume_after_sigkill_gives_bitwise_identical_weights(run_setup):
+#: every training path the CLI exposes: the default (engine auto), the plain reference loop, and bf16
+ENGINE_FLAGS = {"auto": [], "reference": ["--engine", "reference"], "auto-bf16": ["--precision", "bf16"]}
+
+
+@pytest.mark.parametrize("engine", list(ENGINE_FLAGS))
+def test_resume_after_sigkill_gives_bitwise_identical_weights(run_setup, engine):
     root, _, cfg = run_setup
-    a, b = root / "A", root / "B"
-    train = ["train", str(cfg), "--checkpoint-every", "1", "--no-progress"]
+    a, b = root / f"A-{engine}", root / f"B-{engine}"
+    train = ["train", str(cfg), "--checkpoint-every", "1", "--no-progress", *ENGINE_FLAGS[engine]]
     # the reference and the run to kill start together (the interpreter start-up dominates)
     ref = subprocess.Popen(_cli(*train, "--out", str(a)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, env=_env())
@@ -115,6 +120,9 @@ def test_resume_after_sigkill_gives_bitwise_identical_weights(run_setup):
     _assert_same_tensors(a / "normalisers.safetensors", b / "normalisers.safetensors")
     assert _history_terms(a) == _history_terms(b), "the per-epoch losses differ"
     assert _epochs_done(b) == EPOCHS
+    saved = json.loads((b / "config.json").read_text())["aligner"]["training"]
+    assert (saved["engine"], saved["precision"]) == {"auto": ("auto", "fp32"), "reference": ("reference", "fp32"),
+                                                     "auto-bf16": ("auto", "bf16")}[engine]
 
 
 def test_resume_ignores_stray_temp_files_from_a_kill_mid_save(tmp_path, monkeypatch):
