@@ -6,7 +6,7 @@
 # Installs nothing. Needs torch with CUDA, and mmalign's pure-Python dependencies (pluggy, pydantic,
 # safetensors, numpy, scipy, tqdm) importable; mmalign itself is taken from this checkout.
 # Steps (each under its own time limit):
-#   1. equivalence (<=  60 s): eager vs fast (graphs on/off) vs 2 seeds batched, and the classifier's
+#   1. equivalence (<=  60 s): reference vs auto (graphs on/off) vs 2 seeds batched, and the classifier's
 #              fast path vs the DataLoader reference, on the GPU (benchmarks/gpu_equivalence.py);
 #   2. quick   (<=  75 s): per-step times of every path, with and without CUDA graphs, extrapolated
 #              to the 14200-step run (marked "extrapolated" in the JSON);
@@ -14,7 +14,7 @@
 #              CUDA, each followed by the GZSL protocol (sampling + fast classifier; 3 of the 10
 #              seeds): wall times and U/S/H; the targets are one run (VAE + sampling + classifier)
 #              in <= 10 s and 10 seeds within 2x the time of ONE fast run;
-#   4. cli     (<= 120 s): `python -m mmalign benchmark cub --synthetic --seeds 3 --engine fast` on the
+#   4. cli     (<= 120 s): `python -m mmalign benchmark cub --synthetic --seeds 3` on the
 #              GPU, end to end (its results.json comes back as cli_results.json);
 #   5. growth  (<=  60 s): step time and torch.cuda.max_memory_allocated for M = 2,3,4,8, 1x/4x/16x.
 # A step cut by its limit loses only its own JSON (the full step saves after every path), and the
@@ -44,7 +44,7 @@ missing = [m for m in ("pluggy", "pydantic", "safetensors", "numpy", "scipy", "t
 if missing or (os.environ["DEVICE"] == "cuda" and not torch.cuda.is_available()):
     print("cannot run: missing", missing, "or no CUDA device")
     sys.exit(3)
-import mmalign, mmalign.fast  # noqa: F401
+import mmalign, mmalign.training  # noqa: F401
 from mmalign.plugins import get_registry
 print("mmalign", mmalign.__version__, "from", mmalign.__file__, "modalities", sorted(get_registry().entries))
 EOF
@@ -59,15 +59,15 @@ step() {  # name, limit (s), script, args...
 }
 
 step equivalence 60 benchmarks/gpu_equivalence.py --epochs "${EQ_EPOCHS:-3}" --classifier-epochs "${CLF_EPOCHS:-3}"
-step quick 75 benchmarks/bench_speed.py --quick --paths eager,fast,fast-nograph,fast-bf16,seeds,seeds-nograph,seeds-bf16 \
+step quick 75 benchmarks/bench_speed.py --quick --paths reference,auto,auto-nograph,auto-bf16,seeds,seeds-nograph,seeds-bf16 \
   --seeds "$SEEDS" --rounds 2 --quick-steps "$STEPS" --no-protocol --epochs "$EPOCHS"
-step full 220 benchmarks/bench_speed.py --paths fast,seeds,fast-bf16,eager --seeds "$SEEDS" --epochs "$EPOCHS" \
+step full 220 benchmarks/bench_speed.py --paths auto,seeds,auto-bf16,reference --seeds "$SEEDS" --epochs "$EPOCHS" \
   --ref-clf-epochs "${REF_CLF_EPOCHS:-2}" --protocol-runs 3
-# the CLI end to end on the GPU: 3 seeds of the default GZSL run with the fast engine
+# the CLI end to end on the GPU: 3 seeds of the default GZSL run (engine auto, seeds stacked on the GPU)
 echo "== cli (limit 120s)" | tee -a "$LOG"
 RUNS=$(mktemp -d)
 PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=10 120 "$PYTHON" -m mmalign benchmark cub --synthetic --seeds 3 \
-  --device "$DEVICE" --engine fast --epochs "$EPOCHS" --out "$RUNS" --no-progress 2>&1 | tee -a "$LOG"
+  --device "$DEVICE" --epochs "$EPOCHS" --out "$RUNS" --no-progress 2>&1 | tee -a "$LOG"
 echo "== cli exit ${PIPESTATUS[0]} after $(( $(date +%s) - started )) s in total" | tee -a "$LOG"
 cp "$RUNS/results.json" "$OUT/cli_results.json" 2>/dev/null
 step growth 60 benchmarks/bench_speed.py --growth --quick-steps "$STEPS"
@@ -80,8 +80,8 @@ for name in ("equivalence", "quick", "full", "growth", "cli_results"):
     f = out / f"{name}.json"
     summary[name] = json.loads(f.read_text()) if f.exists() else {"missing": "timed out or failed, see the log"}
 full = summary["full"].get("vae", {}).get("paths", {})
-if "fast" in full and "seeds" in full:
-    ratio = full["seeds"]["vae_seconds"] / full["fast"]["vae_seconds"]
+if "auto" in full and "seeds" in full:
+    ratio = full["seeds"]["vae_seconds"] / full["auto"]["vae_seconds"]
     summary["target_seeds_within_2x_of_one"] = {"runs": full["seeds"].get("runs"), "ratio": ratio, "met": ratio <= 2.0}
     print(f"{full['seeds'].get('runs')} seeds together / one fast run: {ratio:.2f}x (target <= 2x)")
 for name in ("quick", "full"):

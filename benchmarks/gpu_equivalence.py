@@ -1,12 +1,12 @@
-"""Do the GPU speed paths train the same model as the eager reference? (Part of gpu_check.sh.)
+"""Do the GPU paths of engine ``auto`` train the same model as engine ``reference``? (Part of gpu_check.sh.)
 
     python benchmarks/gpu_equivalence.py --device cuda --json runs/gpu/equivalence.json
 
 Same initial weights, same seed, CUB-shaped synthetic data, on one device:
 
-* VAE: ``train`` (eager) against ``train_fast`` with and without CUDA graphs, over epochs on both
+* VAE: engine ``reference`` against engine ``auto`` with and without CUDA graphs, over epochs on both
   sides of the cross-reconstruction warm-up start; and ``train_seeds`` (graphs) for two seeds against
-  ``train_fast`` per seed. Reported: the largest relative difference of the per-epoch mean loss
+  one ``auto`` run per seed. Reported: the largest relative difference of the per-epoch mean loss
   terms and the largest absolute difference of the weights.
 * Classifier: the fast path (a CUDA graph per epoch on a GPU) against the DataLoader reference on
   CUB-sized latents: whether the weights are bit-identical, their largest difference, and how many
@@ -28,8 +28,8 @@ import torch
 
 import mmalign
 from mmalign.datasets.synthetic import synthetic_like
-from mmalign.fast import train_fast, train_seeds
-from mmalign.protocols.classifier import predict, train_fast as clf_fast, train_reference as clf_reference
+from mmalign.training import train_seeds
+from mmalign.protocols.classifier import predict, train_reference as clf_reference, train_resident as clf_fast
 from mmalign.training import train
 
 
@@ -52,13 +52,14 @@ def vae_checks(device: str, epochs: int) -> dict:
     a = mmalign.Aligner(["image_features", "attributes"], config=config)
     tensors = a.training_tensors(data)
     cfg = a.config.training
+    ref_cfg = cfg.model_copy(update={"engine": "reference"})
     base = a.build(a.dims)
     gen = lambda seed=0: torch.Generator(device=device).manual_seed(seed)  # noqa: E731
     out = {"epochs": epochs}
     runs = {}
-    for name, fn in {"eager": lambda m: train(m, tensors, cfg, gen(), progress=False),
-                     "fast_nograph": lambda m: train_fast(m, tensors, cfg, gen(), progress=False, graphs=False),
-                     "fast_graph": lambda m: train_fast(m, tensors, cfg, gen(), progress=False, graphs=True)}.items():
+    for name, fn in {"eager": lambda m: train(m, tensors, ref_cfg, gen(), progress=False),
+                     "fast_nograph": lambda m: train(m, tensors, cfg, gen(), progress=False, graphs=False),
+                     "fast_graph": lambda m: train(m, tensors, cfg, gen(), progress=False, graphs=True)}.items():
         model = copy.deepcopy(base)
         started = time.perf_counter()
         history = fn(model)
@@ -74,9 +75,9 @@ def vae_checks(device: str, epochs: int) -> dict:
     singles = [copy.deepcopy(base), copy.deepcopy(b1)]
     seeds_runs = train_seeds(models, tensors, cfg, [gen(0), gen(1)], progress=False, graphs=True)
     rel, wdiff = 0.0, 0.0
-    for s, (single, run) in enumerate(zip(singles, seeds_runs)):
-        history = train_fast(single, tensors, cfg, gen(s), progress=False, graphs=True)
-        rel = max(rel, max_rel_diff(history, run.history))
+    for s, (single, run_history) in enumerate(zip(singles, seeds_runs)):
+        history = train(single, tensors, cfg, gen(s), progress=False, graphs=True)
+        rel = max(rel, max_rel_diff(history, run_history))
         wdiff = max(wdiff, max_weight_diff(single, models[s]))
     out["seeds_graph_vs_fast_loss_rel"] = rel
     out["seeds_graph_vs_fast_weights_abs"] = wdiff
