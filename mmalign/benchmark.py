@@ -77,6 +77,8 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
         raise ConfigError(f"--policy must be fixed, val or test, got {req.policy!r}")
     if req.policy == "manual" and not req.classifier_epochs:
         raise ConfigError("policy 'manual' needs --classifier-epochs N")
+    if req.stack_seeds and req.engine == "reference":
+        raise ConfigError("--stack-seeds needs --engine auto")
     load_recipe(req.recipe)
     results_path = Path(req.out) / "results.json"
     existing = read_results(results_path)
@@ -138,8 +140,6 @@ def _stack(req: BenchmarkRequest, runs: int) -> bool:
     faster (a GPU, where one CADA-VAE run leaves the device mostly idle; on a CPU the stacked
     products are slower than the oneDNN path of one run, benchmarks/SPEED.md)."""
     if runs < 2 or req.engine == "reference":
-        if req.stack_seeds and req.engine == "reference":
-            raise ConfigError("--stack-seeds needs --engine auto")
         return False
     if req.stack_seeds is not None:
         return req.stack_seeds
