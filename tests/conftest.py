@@ -10,7 +10,8 @@ import torch
 
 import mmalign
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: Real published files shipped with the tests (origin and licence in tests/data/SOURCES.md).
+REAL_DATA = Path(__file__).resolve().parent / "data"
 
 
 def make_toy_data(seed: int = 0, classes: int = 12, per_class: int = 20, feat_dim: int = 40, att_dim: int = 10,

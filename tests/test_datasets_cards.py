@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,11 @@ from mmalign.datasets import (
 from mmalign.datasets.cards import DatasetCard
 from mmalign.datasets.matfile import write_mat
 from mmalign.errors import ConfigError, DataError
-
-REAL = Path(os.environ.get("MMALIGN_REAL_DATA", "/work/shared/data"))
+from conftest import REAL_DATA
 
 
 def _real_root() -> Path:
-    root = REAL / "xlsa17"
-    if not root.exists():
-        pytest.skip(f"real xlsa17 files not available ({root} is absent; set MMALIGN_REAL_DATA)")
-    return root
+    return REAL_DATA / "xlsa17"
 
 
 def test_cards_all_six_present_and_consistent():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +10,12 @@ import pytest
 from mmalign.datasets import load_card, read_class_level, read_res101, read_xlsa17, synthetic_like, write_xlsa17_layout
 from mmalign.datasets.matfile import read_mat, write_mat
 from mmalign.errors import DataError
-
-REAL = Path(os.environ.get("MMALIGN_REAL_DATA", "/work/shared/data"))
+from conftest import REAL_DATA
 DATASETS = ["APY", "AWA1", "AWA2", "CUB", "FLO", "SUN"]
 
 
 def _real(*parts: str) -> Path:
-    path = REAL.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real xlsa17 files not available ({path} is absent; set MMALIGN_REAL_DATA)")
-    return path
+    return REAL_DATA.joinpath(*parts)
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -63,14 +58,12 @@ def _copy_class_files(dst: Path, name: str = "CUB") -> Path:
     folder = dst / name
     folder.mkdir(parents=True)
     for f in ("att_splits.mat", "sent_splits.mat"):
-        src = REAL / "xlsa17" / name / f
-        if src.exists():
-            (folder / f).write_bytes(src.read_bytes())
+        (folder / f).write_bytes((REAL_DATA / "xlsa17" / name / f).read_bytes())
     return folder
 
 
 def test_read_xlsa17_full_cub_from_real_labels_any_dim(tmp_path):
-    meta = np.load(_real("image_meta", "CUB_image_meta.npz"), allow_pickle=False)
+    meta = np.load(_real("cub_labels.npz"), allow_pickle=False)
     folder = _copy_class_files(tmp_path)
     labels = meta["labels"]
     feats = np.random.default_rng(0).random((16, labels.size))  # D x N, float64 like the release

@@ -1,7 +1,5 @@
 """Latent sets, epoch policies and ``evaluate``: with a toy linear aligner, then a real tiny Aligner."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,9 +11,9 @@ from mmalign.protocols import (
 )
 from mmalign.protocols.policies import best_epoch
 from mmalign.recipes import load_recipe
+from conftest import REAL_DATA
 
 LATENT = 4
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 class ToyModality:
@@ -104,15 +102,12 @@ def test_training_latents_counts_per_class_follow_the_recipe(key):
 def test_training_latents_labels_match_the_authors_cub_classifier_training_set():
     """The released code's 50,000 GZSL training labels for CUB (saving_training_results branch):
     150 seen classes x 200 image latents, then 50 unseen classes x 400 attribute latents."""
-    meta_path, latents_path = SHARED_DATA / "image_meta/CUB_image_meta.npz", SHARED_DATA / "cadavae_cub/CUB_cadavae_latent64.npz"
-    if not (meta_path.exists() and latents_path.exists()):
-        pytest.skip("shared CUB metadata not available")
-    meta, published = np.load(meta_path), np.load(latents_path)
+    meta = np.load(REAL_DATA / "cub_labels.npz", allow_pickle=False)
     n = meta["labels"].size
     data = mmalign.AlignmentData(
-        labels=meta["labels"], class_names=[str(i) for i in range(200)],
+        labels=meta["labels"].astype(np.int64), class_names=[str(i) for i in range(200)],
         sample_features={"features": np.zeros((n, 2), np.float32)}, class_features={"attributes": np.zeros((200, 3), np.float32)},
-        splits={"trainval": meta["trainval_loc"], "test_seen": meta["test_seen_loc"], "test_unseen": meta["test_unseen_loc"]},
+        splits={k: meta[f"{k}_loc"].astype(np.int64) for k in ("trainval", "test_seen", "test_unseen")},
         name="CUB",
     )
     latents = training_latents(
@@ -120,7 +115,7 @@ def test_training_latents_labels_match_the_authors_cub_classifier_training_set()
         seen_classes=data.seen_classes, unseen_classes=data.unseen_classes, generator=torch.Generator(),
         image="img", side="att",
     )
-    assert np.array_equal(latents.y.numpy(), published["classifier_train_labels"])
+    assert np.array_equal(latents.y.numpy(), meta["classifier_train_labels"])
 
 
 def test_training_latents_repeat_a_small_class_in_order_and_keep_the_reference_group_order():
