@@ -101,8 +101,14 @@ def test_non_finite_loss_stops_training_with_clear_error():
         a.fit(data, progress=False)
 
 
-def test_cli_reports_bad_input_in_one_line_with_exit_2(capsys, monkeypatch):
-    monkeypatch.setenv("MMALIGN_PLUGINS", "nonexistent-only")
-    code = main(["plugins", "--json"])
-    assert code == 0
-    from mmalign import commands  # noqa: F401  (sub-commands exist)
+def test_cli_reports_bad_input_in_one_line_with_exit_2(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[data]\ndataset = "CUB"\nsynthetic = true\n\n[aligner]\ntraining = { epoch = 3 }\n')
+    code = main(["train", str(cfg), "--out", str(tmp_path / "ckpt"), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == "" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"mmalign: error: {cfg}: ") and "'training.epoch'" in lines[0] and "unknown key" in lines[0]
+    assert not (tmp_path / "ckpt").exists()

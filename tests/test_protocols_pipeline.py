@@ -82,10 +82,15 @@ def test_repeat_to_count_repeats_items_in_order_and_takes_the_first_count():
         repeat_to_count(np.array([], dtype=int), 3)
 
 
-@pytest.mark.parametrize("key", ["gzsl", "gzsl_fewshot", "zsl", "zsl_fewshot"])
-def test_training_latents_counts_per_class_follow_the_recipe(key):
+# (seen images, seen embeddings, unseen embeddings, unseen images) per class in the authors' code
+AUTHORS_LATENTS = {"gzsl": (200, 0, 400, 0), "gzsl_fewshot": (200, 0, 200, 200), "zsl": (0, 0, 200, 0),
+                   "zsl_fewshot": (0, 0, 200, 200)}
+
+
+@pytest.mark.parametrize("key", sorted(AUTHORS_LATENTS))
+def test_training_latents_counts_per_class_follow_the_given_counts(key):
     data = toy_data()
-    counts = load_recipe("cada_vae").classifier.latents[key]
+    counts = AUTHORS_LATENTS[key]
     split = fewshot_split(data, 2, seed=0) if key.endswith("fewshot") else None
     latents = training_latents(
         toy_aligner(data), data, counts, seen_classes=data.seen_classes, unseen_classes=data.unseen_classes,
@@ -258,10 +263,7 @@ def test_best_epoch_takes_the_earliest_maximum():
 def test_evaluate_gzsl_result_records_scores_policy_epochs_and_phases():
     data = toy_data()
     result = evaluate(toy_aligner(data), data, "gzsl", 0, policy="manual", epochs=2, seed=3)
-    for key in ("S", "U", "H"):
-        assert 0.0 <= result[key] <= 100.0
-    h = 2 * result["S"] * result["U"] / (result["S"] + result["U"]) if result["S"] + result["U"] else 0.0
-    assert result["H"] == pytest.approx(h, rel=1e-5)
+    assert {"S", "U", "H"} <= set(result) and "top1" not in result
     assert (result["setting"], result["shots"], result["seed"], result["policy"], result["classifier_epochs"]) == (
         "gzsl", 0, 3, "manual", 2)
     assert result["selected_on"] == "given"
@@ -317,6 +319,75 @@ def test_evaluate_rejects_unknown_setting_and_policy():
         evaluate(toy_aligner(data), data, "fsl", policy="manual", epochs=1)
     with pytest.raises(ConfigError, match="policy"):
         evaluate(toy_aligner(data), data, "gzsl", policy="best", epochs=1)
+
+
+# -- scores on a hand-computed confusion ---------------------------------------------------------
+
+
+class OneHotAligner:
+    """Encoders are the identity with a tiny posterior variance, so every latent is its input row."""
+
+    def __init__(self):
+        self.modalities = {"img": ToyModality("img", "features", "sample"),
+                           "att": ToyModality("att", "attributes", "class")}
+        self.device = torch.device("cpu")
+
+    def encode(self, name, rows):
+        mu = torch.as_tensor(np.asarray(rows, dtype=np.float32))
+        return mu, torch.full_like(mu, -6.0)
+
+    def sample_latents(self, mu, logvar, generator=None):
+        return mu + torch.exp(logvar) * torch.randn((mu.shape[0], 1), generator=generator, dtype=mu.dtype)
+
+
+def hand_data(test_unseen_at):
+    """6 classes: 0-3 seen, 4-5 unseen. Class c's latent is 10 * e_c, so the trained classifier
+    predicts k for an image placed at ``k`` (10 * e_k) and at ``(k, j)`` (10 * e_k + 3 * e_j, which a
+    classifier restricted to the classes other than k would call j). Test images are placed by hand
+    (``class: [where, ...]``)."""
+    test_seen_at = {0: [0, 0, 0, 4], 1: [1, 1], 2: [2, 0, 0, 0, 0], 3: [3, 3]}
+    rows, labels, splits = [], [], {"trainval": [], "test_seen": [], "test_unseen": []}
+
+    def add(split, label, at):
+        splits[split].append(len(labels))
+        labels.append(label)
+        k, j = at if isinstance(at, tuple) else (at, at)
+        rows.append(10.0 * np.eye(6)[k] + (3.0 * np.eye(6)[j] if j != k else 0.0))
+
+    for c in range(4):
+        for _ in range(6):
+            add("trainval", c, c)
+    for split, placed in (("test_seen", test_seen_at), ("test_unseen", test_unseen_at)):
+        for c, where in placed.items():
+            for at in where:
+                add(split, c, at)
+    return mmalign.AlignmentData(
+        labels=np.array(labels), class_names=[f"c{i}" for i in range(6)],
+        sample_features={"features": np.array(rows, np.float32)},
+        class_features={"attributes": 10.0 * np.eye(6, dtype=np.float32)},
+        splits={k: np.array(v) for k, v in splits.items()}, name="hand",
+    )
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_evaluate_gzsl_scores_a_hand_computed_confusion(reference):
+    # unseen class 5 has one image placed on seen class 1 (leaning to 5): predicted 1 over all classes, a miss
+    data = hand_data({4: [4, 4, 5], 5: [5, 4, 4, 4, (1, 5)]})
+    result = evaluate(OneHotAligner(), data, "gzsl", 0, policy="manual", epochs=30, seed=0, reference=reference)
+    # per class: seen 3/4, 2/2, 1/5, 2/2; unseen 2/3, 1/5 (not the pooled 8/13 and 3/8)
+    s = (3 / 4 + 1 + 1 / 5 + 1) / 4
+    u = (2 / 3 + 1 / 5) / 2
+    h = 2 * s * u / (s + u)
+    assert (result["S"], result["U"], result["H"]) == pytest.approx((100 * s, 100 * u, 100 * h), rel=1e-5)
+    assert result["num_classes"] == 6 and result["train_latents"] == 4 * 200 + 2 * 400
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_evaluate_zsl_top1_scores_a_hand_computed_confusion(reference):
+    data = hand_data({4: [4, 4, 5], 5: [5, 4, 4, 4]})
+    result = evaluate(OneHotAligner(), data, "zsl", 0, policy="manual", epochs=60, seed=0, reference=reference)
+    assert result["top1"] == pytest.approx(100 * (2 / 3 + 1 / 4) / 2, rel=1e-5)
+    assert result["num_classes"] == 2 and result["train_latents"] == 2 * 200
 
 
 # -- with the real Aligner -----------------------------------------------------------------------
