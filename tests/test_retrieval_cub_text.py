@@ -53,13 +53,16 @@ def test_cub_text_bundle_rejects_a_tampered_file(tmp_path, bundle):
 
     copy = tmp_path / "bundle"
     shutil.copytree(bundle.path, copy)
+    # which of class 0's sentences are visual: the shipped record (indices into the flat sentence list)
+    recorded = bundle.minilm["visual_index"]
+    in_class0 = recorded[recorded < len(bundle.sentences[0])].tolist()
+    visual = in_class0[0]
+    plain = next(i for i in range(len(bundle.sentences[0])) if i not in in_class0)
     doc = json.loads((copy / "wikipedia_sentences.json").read_text())
-    doc["classes"][0]["sentences"][0] = "plain words only"  # changes which sentences are visual
+    doc["classes"][0]["sentences"][visual] = "plain words only"  # one visual sentence fewer than recorded
     (copy / "wikipedia_sentences.json").write_text(json.dumps(doc))
-    with pytest.raises(DataError, match="visual-sentence filter.*selects 3182"):
+    with pytest.raises(DataError, match=f"visual-sentence filter.*selects {len(recorded) - 1} sentences"):
         load_cub_text(copy)
-    flags = [bool(VISUAL_PATTERN.search(t)) for t in bundle.sentences[0]]
-    visual, plain = flags.index(True), flags.index(False)
     doc["classes"][0]["sentences"] = list(bundle.sentences[0])
     doc["classes"][0]["sentences"][visual] = "plain words only"  # same count, other sentences
     doc["classes"][0]["sentences"][plain] = "a red bill"
