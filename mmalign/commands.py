@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from .errors import ConfigError, MmalignError
 from .threads import limit_threads
 
 BENCHMARKS = ("cub", "sun", "awa1", "awa2", "apy", "flo", "custom", "cub-text")
+CUB_TEXT_MODALITIES = ("att", "sent", "wiki")
+#: ``--text-vectors`` -> ``run_cub_text(recompute=...)``
+_TEXT_VECTORS = {"auto": "auto", "shipped": "never", "recompute": "always"}
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
@@ -81,6 +85,14 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="skip runs already recorded in OUT/results.json")
     p.add_argument("--skip-card-check", action="store_true", help="run on files that differ from the data set card")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    g = p.add_argument_group("cub-text only")
+    g.add_argument("--modalities", nargs="+", choices=CUB_TEXT_MODALITIES, metavar="M",
+                   help="modalities to align, at least two of att, sent, wiki (default: all three)")
+    g.add_argument("--baselines", nargs="*", choices=("ridge", "cca"), metavar="B",
+                   help="linear baselines beside the aligner: ridge, cca (default: both; none when given no value)")
+    g.add_argument("--text-vectors", choices=tuple(_TEXT_VECTORS),
+                   help="Wikipedia sentence vectors: re-encode when the MiniLM model is installed (auto), the "
+                        "shipped ones, or always re-encode (default auto)")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("data", help="fetch benchmark data")
@@ -89,6 +101,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     d.add_argument("release", choices=("xlsa17",))
     d.add_argument("--data-dir", help="where to unpack (default: $MMALIGN_DATA_DIR, then the cache)")
     d.add_argument("--url", help="override the download address")
+    d.add_argument("--sha256", help="expected sha256 of the archive; a download that differs is deleted and refused")
+    d.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     d.set_defaults(func=cmd_data_download)
     d = data_sub.add_parser("convert-pickle", help="convert a numpy pickle (e.g. CUB_supporting_data.p) to "
                             "safetensors once, loading nothing but arrays and plain containers")
@@ -169,6 +183,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     limit_threads(args.threads)
     if args.dataset == "cub-text":
         return cmd_benchmark_cub_text(args)
+    given = [flag for flag, value in (("--modalities", args.modalities), ("--baselines", args.baselines),
+                                      ("--text-vectors", args.text_vectors)) if value is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)} apply to 'mmalign benchmark cub-text' only")
     if args.precision != "fp32" and args.engine != "auto":
         raise ConfigError("--precision bf16 needs --engine auto")
     if args.dataset == "custom":
@@ -224,10 +242,14 @@ def cmd_benchmark_cub_text(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
-    kwargs = {"epochs": args.epochs} if args.epochs is not None else {}
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    given = {"epochs": args.epochs, "modalities": args.modalities, "baselines": args.baselines}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
     device = "cpu" if args.device == "auto" and not _cuda() else ("cuda" if args.device == "auto" else args.device)
     result = run_cub_text(seeds=range(args.first_seed, args.first_seed + args.seeds), out=Path(args.out),
-                          device=device, progress=not args.no_progress, **kwargs)
+                          device=device, progress=not args.no_progress,
+                          recompute=_TEXT_VECTORS[args.text_vectors or "auto"], **kwargs)
     print(render(result))
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     return 0
@@ -250,8 +272,10 @@ def cmd_data_convert_pickle(args: argparse.Namespace) -> int:
 def cmd_data_download(args: argparse.Namespace) -> int:
     from .datasets.locate import download_xlsa17, resolve_data_dir
 
+    if args.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", args.sha256):
+        raise ConfigError(f"--sha256 must be 64 hexadecimal digits, got {args.sha256!r}")
     dest = resolve_data_dir(args.data_dir)
     kwargs = {"url": args.url} if args.url else {}
-    path = download_xlsa17(dest, **kwargs)
+    path = download_xlsa17(dest, sha256=args.sha256, progress=not args.no_progress, **kwargs)
     print(f"xlsa17 is ready in {path}", file=sys.stderr)
     return 0

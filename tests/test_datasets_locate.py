@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import io
 import socket
-import threading
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,14 +12,7 @@ import pytest
 from mmalign.datasets import default_data_dir, download_xlsa17, find_dataset_dir, resolve_data_dir
 from mmalign.datasets.locate import XLSA17_PAGE
 from mmalign.errors import DataError
-
-
-def _zip_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+from loopback import LoopbackServer, zip_bytes
 
 
 PAYLOAD = {
@@ -35,51 +24,9 @@ PAYLOAD = {
 }
 
 
-class _Server:
-    """A loopback HTTP server for one file with optional Range support; logs Range headers."""
-
-    def __init__(self, body: bytes, honour_range: bool = True, status: int = 200, cut_at: int | None = None):
-        self.body, self.honour_range, self.status, self.ranges = body, honour_range, status, []
-        self.cut_at = cut_at  # send only this many bytes, then drop the connection
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                rng = self.headers.get("Range")
-                outer.ranges.append(rng)
-                if outer.status != 200:
-                    self.send_error(outer.status)
-                    return
-                start = int(rng.split("=")[1].rstrip("-")) if rng and outer.honour_range else 0
-                if start >= len(outer.body) and rng:
-                    self.send_response(416)
-                    self.end_headers()
-                    return
-                chunk = outer.body[start:]
-                self.send_response(206 if start else 200)
-                self.send_header("Content-Length", str(len(chunk)))
-                self.end_headers()
-                self.wfile.write(chunk if outer.cut_at is None else chunk[: outer.cut_at])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/xlsa17.zip"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def archive() -> bytes:
-    return _zip_bytes(PAYLOAD)
+    return zip_bytes(PAYLOAD)
 
 
 def _assert_unpacked(root: Path) -> None:
@@ -89,7 +36,7 @@ def _assert_unpacked(root: Path) -> None:
 
 
 def test_download_xlsa17_fetches_and_unpacks(tmp_path, archive):
-    with _Server(archive) as srv:
+    with LoopbackServer(archive) as srv:
         out = download_xlsa17(tmp_path / "root", url=srv.url, progress=False)
     assert out == tmp_path / "root"
     _assert_unpacked(out)
@@ -102,7 +49,7 @@ def test_download_xlsa17_resumes_partial_file(tmp_path, archive):
     root.mkdir()
     half = len(archive) // 2
     (root / "xlsa17.zip.part").write_bytes(archive[:half])
-    with _Server(archive) as srv:
+    with LoopbackServer(archive) as srv:
         download_xlsa17(root, url=srv.url, progress=False, sha256=hashlib.sha256(archive).hexdigest(), keep_archive=True)
     assert srv.ranges == [f"bytes={half}-"]
     assert (root / "xlsa17.zip").read_bytes() == archive
@@ -111,10 +58,10 @@ def test_download_xlsa17_resumes_partial_file(tmp_path, archive):
 
 def test_download_xlsa17_interrupted_then_resumed(tmp_path, archive):
     root = tmp_path / "root"
-    with _Server(archive, cut_at=5000) as srv, pytest.raises(DataError, match="run again to resume"):
+    with LoopbackServer(archive, cut_at=5000) as srv, pytest.raises(DataError, match="run again to resume"):
         download_xlsa17(root, url=srv.url, progress=False)
     assert (root / "xlsa17.zip.part").stat().st_size == 5000
-    with _Server(archive) as srv:
+    with LoopbackServer(archive) as srv:
         download_xlsa17(root, url=srv.url, progress=False)
     assert srv.ranges == ["bytes=5000-"]
     _assert_unpacked(root)
@@ -124,7 +71,7 @@ def test_download_xlsa17_restarts_when_server_ignores_range(tmp_path, archive):
     root = tmp_path / "root"
     root.mkdir()
     (root / "xlsa17.zip.part").write_bytes(b"garbage" * 10)
-    with _Server(archive, honour_range=False) as srv:
+    with LoopbackServer(archive, honour_range=False) as srv:
         download_xlsa17(root, url=srv.url, progress=False)
     assert srv.ranges == ["bytes=70-"]
     _assert_unpacked(root)
@@ -134,25 +81,25 @@ def test_download_xlsa17_complete_partial_file(tmp_path, archive):
     root = tmp_path / "root"
     root.mkdir()
     (root / "xlsa17.zip.part").write_bytes(archive)
-    with _Server(archive) as srv:  # answers 416: nothing left to fetch
+    with LoopbackServer(archive) as srv:  # answers 416: nothing left to fetch
         download_xlsa17(root, url=srv.url, progress=False)
     _assert_unpacked(root)
 
 
 def test_download_xlsa17_checksum_mismatch(tmp_path, archive):
     root = tmp_path / "root"
-    with _Server(archive) as srv, pytest.raises(DataError, match=r"xlsa17\.zip: sha256 [0-9a-f]{64} does not match the expected 00"):
+    with LoopbackServer(archive) as srv, pytest.raises(DataError, match=r"xlsa17\.zip: sha256 [0-9a-f]{64} does not match the expected 00"):
         download_xlsa17(root, url=srv.url, progress=False, sha256="00" * 32)
     assert not (root / "xlsa17.zip").exists() and not (root / "CUB").exists()
 
 
 def test_download_xlsa17_not_a_zip(tmp_path):
-    with _Server(b"<html>login page</html>") as srv, pytest.raises(DataError, match="not a valid zip archive"):
+    with LoopbackServer(b"<html>login page</html>") as srv, pytest.raises(DataError, match="not a valid zip archive"):
         download_xlsa17(tmp_path, url=srv.url, progress=False)
 
 
 def test_download_xlsa17_http_error(tmp_path):
-    with _Server(b"", status=404) as srv, pytest.raises(DataError, match=r"HTTP 404.*by hand"):
+    with LoopbackServer(b"", status=404) as srv, pytest.raises(DataError, match=r"HTTP 404.*by hand"):
         download_xlsa17(tmp_path, url=srv.url, progress=False)
 
 
@@ -169,8 +116,8 @@ def test_download_xlsa17_offline_fails_fast(tmp_path):
 
 
 def test_download_xlsa17_refuses_path_traversal(tmp_path):
-    evil = _zip_bytes({"x/CUB/att_splits.mat": b"ok", "x/../../evil.txt": b"bad"})
-    with _Server(evil) as srv, pytest.raises(DataError, match="would unpack outside"):
+    evil = zip_bytes({"x/CUB/att_splits.mat": b"ok", "x/../../evil.txt": b"bad"})
+    with LoopbackServer(evil) as srv, pytest.raises(DataError, match="would unpack outside"):
         download_xlsa17(tmp_path / "root", url=srv.url, progress=False)
     assert not (tmp_path / "evil.txt").exists()
 
