@@ -35,15 +35,15 @@ EPOCHS = {
     ("AWA1", "gzsl"): (33, 40, 56, 89, 100), ("AWA1", "zsl"): (25, 81, 59, 62, 50),
     ("AWA2", "gzsl"): (29, 44, 69, 99, 86), ("AWA2", "zsl"): (39, 96, 79, 100, 78),
 }
-#: the recipe's name for each loss family's warm-up (the keys before the loss families were renamed)
-_WARMUP_ALIASES = {"kl": ("kl", "beta"), "cross": ("cross",), "align": ("align", "distance")}
 
 
-def _ramp(warmup, family: str):
-    for key in _WARMUP_ALIASES[family]:
-        if hasattr(warmup, key):
-            return getattr(warmup, key)
-    raise AssertionError(f"the recipe has no warm-up for {family!r}")
+def _check_warmup(warmup: dict) -> None:
+    """CADA's three ramps; any other loss family the recipe names is switched off (weight 0)."""
+    for family, expected in WARMUP.items():
+        ramp = warmup[family]
+        assert (ramp.start, ramp.end, ramp.factor) == expected, family
+    others = {k: (r.start, r.end, r.factor) for k, r in warmup.items() if k not in WARMUP}
+    assert all(factor == 0 for _, _, factor in others.values()), others
 
 
 def test_recipe_cada_vae_vae_matches_the_authors_code():
@@ -55,9 +55,12 @@ def test_recipe_cada_vae_vae_matches_the_authors_code():
     assert (t.epochs, t.batch_size) == (VAE_EPOCHS, VAE_BATCH)
     assert {"lr": t.lr, "betas": tuple(t.betas), "eps": t.eps, "amsgrad": t.amsgrad,
             "weight_decay": t.weight_decay} == VAE_OPTIMISER
-    for family, expected in WARMUP.items():
-        ramp = _ramp(t.warmup, family)
-        assert (ramp.start, ramp.end, ramp.factor) == expected, family
+    _check_warmup(t.warmup)
+    # the authors' weight in epoch e: clip((e - start) / (end - start) * factor, 0, factor)
+    kl, cross, align = (t.warmup[k] for k in ("kl", "cross", "align"))
+    assert kl.at(0) == 0 and kl.at(50) == pytest.approx(50 / 93 * 0.25) and kl.at(99) == 0.25
+    assert cross.at(21) == 0 and cross.at(48) == pytest.approx(27 / 54 * 2.37) and cross.at(80) == 2.37
+    assert align.at(5) == 0 and align.at(14) == pytest.approx(8 / 16 * 8.13) and align.at(22) == 8.13
 
 
 def test_recipe_cada_vae_classifier_matches_the_authors_code():
@@ -76,9 +79,7 @@ def test_recipe_cada_vae_reaches_the_aligner_and_the_protocol():
     t = cfg.training
     assert (t.epochs, t.batch_size, t.lr, tuple(t.betas), t.eps, t.amsgrad, t.weight_decay) == (
         VAE_EPOCHS, VAE_BATCH, *VAE_OPTIMISER.values())
-    for family, expected in WARMUP.items():
-        ramp = _ramp(t.warmup, family)
-        assert (ramp.start, ramp.end, ramp.factor) == expected, family
+    _check_warmup(t.warmup)
     assert {n: m.options.hidden for n, m in aligner.modalities.items()} == HIDDEN
     h = ClassifierHparams.from_recipe(load_recipe("cada_vae"))
     assert (h.lr, h.betas, h.batch_size) == tuple(CLASSIFIER.values())
