@@ -41,7 +41,11 @@ from conftest import make_toy_data
 # A small valid data set: 12 classes (8 seen, 4 unseen), 10 images each, 16-d features, 6-d attributes.
 CLASSES, UNSEEN, PER_CLASS, FEAT_DIM, ATT_DIM = 12, 4, 10, 16, 6
 N = CLASSES * PER_CLASS
-TINY_ALIGNER = {"latent_size": 4, "training": {"epochs": 1, "batch_size": 16}}
+# One epoch: every loss family at full weight from epoch 0 (ramps ending at epoch 0). With CADA's ramps
+# the run would end before they start, and the warning saying so would be a second line on stderr
+# beside the error under test.
+TINY_ALIGNER = {"latent_size": 4, "training": {"epochs": 1, "batch_size": 16, "warmup": {
+    family: {"start": -1, "end": 0, "factor": factor} for family, factor in (("kl", 0.25), ("cross", 2.37), ("align", 8.13))}}}
 MODALITIES = [
     {"kind": "image_features", "name": "img", "hidden": [16, 16]},
     {"kind": "attributes", "name": "att", "hidden": [8, 8]},
