@@ -197,7 +197,6 @@ class Aligner:
         ``callbacks`` (:class:`mmalign.training.Callback`) see every epoch. Returns the history.
         """
         self.override(seed=seed, epochs=epochs)
-        self.warn_short_warmup()
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         data.validate()
@@ -216,6 +215,7 @@ class Aligner:
                                     epochs_done, history, fingerprint)
 
             extra.append(Checkpointer(checkpoint_every, self.config.training.epochs, save, prior))
+        self.warn_short_warmup()  # once everything is checked: a failing command prints its error alone
         history = train(model, tensors, self.config.training, generator, optimizer, start_epoch=start,
                         progress=progress, callbacks=[*extra, *callbacks])
         self.history = prior + history

@@ -145,8 +145,12 @@ def make_config(config: "AlignerConfig | dict[str, Any] | None" = None, recipe: 
         if len(warmup) < len(training["warmup"]):
             raise ConfigError("config: key 'training.warmup': 'beta'/'kl' or 'distance'/'align' name the same loss family; give one")
         overrides["training"] = {**training, "warmup": warmup}
+    merged = _merge(base, overrides)
+    given = (overrides.get("training") or {}).get("warmup") if isinstance(overrides.get("training"), dict) else None
+    if isinstance(given, dict) and isinstance(merged["training"].get("warmup"), dict):
+        merged["training"]["warmup"].update(given)  # a family's schedule is replaced whole, never mixed with the recipe's
     try:
-        return AlignerConfig.model_validate(_merge(base, overrides))
+        return AlignerConfig.model_validate(merged)
     except ValidationError as exc:
         from .modality import format_validation_error
 

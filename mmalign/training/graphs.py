@@ -7,7 +7,7 @@ launch per step. What makes that possible without changing the training:
 * the step reads its random numbers from static buffers that the loop refills before each replay
   with the same generator calls, in the same order, as the eager path (``randperm`` then one
   ``randn`` per modality, written with ``out=``), so the random stream is unchanged;
-* every loss family is computed, weighted by a static ``(beta, gamma, delta)`` tensor that the loop
+* every loss family is computed, weighted by a static tensor of the families' weights that the loop
   sets each epoch: a family still in its warm-up has weight 0, which adds exactly 0 to the loss and
   the gradients, so one graph serves every epoch;
 * the gradients, Adam's update (``fused=True, capturable=True``) and the running sums of the logged
