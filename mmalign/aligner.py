@@ -19,14 +19,16 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from . import __version__
-from .checkpoint import MODEL, NORMALISERS, check_state, load_tensors, read_config, write_checkpoint
+from .checkpoint import MODEL, NORMALISERS, check_finite, check_state, load_tensors, read_config, write_checkpoint
 from .config import AlignerConfig, make_config
 from .data import AlignmentData
 from .engine import AlignedVAE
-from .errors import CheckpointError, ConfigError, DataError, PluginError
-from .modality import Modality
+from .memory import check_model_memory
+from .errors import CheckpointError, ConfigError, DataError, MmalignError, PluginError
+from .modality import Modality, format_validation_error
 from .normalise import Normaliser
 from .plugins import ModalityCatalog, get_catalog
 from .recipes import load_recipe
@@ -98,6 +100,9 @@ class Aligner:
         self.modalities: dict[str, Modality] = {m.name: apply_recipe_sizes(m, self.config.recipe) for m in built}
         self.loss_terms = list(self.catalog.losses.values())
         self.schedule()  # an unknown loss family fails here, not after data loading
+        # sizes no machine could train are a config error now, not an allocator error in fit()
+        # (input dimensions are unknown until the data comes: counted as 1, a lower bound)
+        check_model_memory(self.modalities, {}, self.config.latent_size, torch.device("cpu"))
         self.model: AlignedVAE | None = None
         self.normalisers: dict[str, Normaliser] = {}
         self.dims: dict[str, int] = {}
@@ -253,7 +258,7 @@ class Aligner:
     def _restore(self, folder: Path, fingerprint: dict[str, Any], optimizer: torch.optim.Optimizer,
                  generator: torch.Generator) -> tuple[int, list[EpochLog]]:
         """Load a saved training state into the fresh model, optimizer and generator."""
-        state = load_training_state(folder)
+        state = load_training_state(folder, generator)
         where = folder / STATE_FILE
         if state["config"] != json.loads(json.dumps(fingerprint, sort_keys=True)):
             raise CheckpointError(f"{where}: saved with a different config or data; use a new output folder or drop --resume")
@@ -339,22 +344,30 @@ class Aligner:
                 ) from None
             except (KeyError, TypeError):
                 raise CheckpointError(f"{path / 'config.json'}: malformed modality entry {entry!r}") from None
+            except ConfigError as exc:
+                raise CheckpointError(f"{path / 'config.json'}: {exc}") from None
         aligner_cfg = dict(cfg["aligner"])
         if device is not None:
             aligner_cfg["device"] = device
         try:
-            aligner = cls(specs, config=AlignerConfig.model_validate(aligner_cfg), catalog=catalog)
-        except Exception as exc:
-            raise CheckpointError(f"{path / 'config.json'}: invalid aligner config ({exc})") from None
+            config = AlignerConfig.model_validate(aligner_cfg)
+        except ValidationError as exc:
+            raise CheckpointError(format_validation_error(f"{path / 'config.json'}: aligner", exc)) from None
+        try:
+            aligner = cls(specs, config=config, catalog=catalog)
+        except MmalignError as exc:
+            raise CheckpointError(f"{path / 'config.json'}: {exc}") from None
         dims = {e["name"]: e.get("dim") for e in cfg["modalities"]}
-        if not all(isinstance(d, int) and d > 0 for d in dims.values()):
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims.values()):
             raise CheckpointError(f"{path / 'config.json'}: every modality needs a positive integer 'dim', got {dims}")
+        check_model_memory(aligner.modalities, dims, config.latent_size, aligner.device, where=str(path / "config.json"))
         model = aligner.build(dims)
         state = load_tensors(path / MODEL)
         check_state(path / MODEL, model.state_dict(), state)
         model.load_state_dict(state, strict=True)
         model.eval()
         norm_state = load_tensors(path / NORMALISERS)
+        check_finite(path / NORMALISERS, norm_state)
         for name, modality in aligner.modalities.items():
             normaliser = modality.make_normaliser()
             prefix = f"{name}."
@@ -363,6 +376,9 @@ class Aligner:
                 if tuple(tensor.shape) != (aligner.dims[name],):
                     raise CheckpointError(f"{path / NORMALISERS}: tensor {prefix + key!r} has shape "
                                           f"{tuple(tensor.shape)}, expected ({aligner.dims[name]},)")
-            normaliser.load_state(part)
+            try:
+                normaliser.load_state(part)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{path / NORMALISERS}: modality {name!r}: {exc}") from None
             aligner.normalisers[name] = normaliser
         return aligner

@@ -1,33 +1,65 @@
 """Atomic file writes: write a temp file in the same folder, fsync, then ``os.replace``.
 
 A reader never sees a half-written file; an interrupted write leaves the old file (or nothing).
+A write that fails (no space left, no permission, the folder is a file) removes its temp file,
+leaves the previous file untouched and raises :class:`~mmalign.errors.OutputError` naming the file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import OutputError
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short human reason for a failed write (``no space left on the device``, ...)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on the device; free some space or choose another output folder"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied (the folder is not writable); choose another output folder"
+    return exc.strerror or str(exc)
+
 
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then move the result onto ``path`` in one rename."""
+    """Call ``write(tmp_path)`` then move the result onto ``path`` in one rename.
+
+    Raises :class:`OutputError` (an ``OSError``) when the file cannot be written; ``path`` is then
+    exactly as before and no temp file is left behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OutputError:
+        _discard(tmp)
+        raise
+    except OSError as exc:
+        _discard(tmp)
+        raise OutputError(f"{path}: cannot be written ({describe_os_error(exc)}); the previous file is unchanged") from exc
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(tmp: str | None) -> None:
+    if tmp is not None and os.path.exists(tmp):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -20,6 +20,9 @@ import torch
 from . import __version__
 from .aligner import Aligner
 from .errors import ConfigError
+from .memory import check_model_memory
+from .outputs import check_not_input, check_output_dir, saved_or_rescued
+from .preflight import check_evaluations, data_dims, data_files
 from .recipes import load_recipe, load_references
 from .results import append_result, config_hash, done_keys, read_results, run_key
 from .runs import IMAGE, SIDE, DataSpec, default_modalities, load_data
@@ -69,7 +72,7 @@ def _train(req: BenchmarkRequest, data, seed: int, split: str) -> Aligner:
 def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run every (seed, shots) of the request; returns this invocation's records (resumed ones too)."""
     from .protocols.evaluate import evaluate
-    from .protocols.policies import fixed_epochs, validation_view
+    from .protocols.policies import validation_view
 
     if req.setting not in ("gzsl", "zsl"):
         raise ConfigError(f"--setting must be gzsl or zsl, got {req.setting!r}")
@@ -82,17 +85,9 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
     load_recipe(req.recipe)
     results_path = Path(req.out) / "results.json"
     existing = read_results(results_path)
+    check_output_dir(req.out, writes=("results.json",))
     data = load_data(req.data)
-    _check_shots(data, req.shots)
-    if req.policy == "fixed":  # fail before any training when the table has no entry
-        for shots in req.shots:
-            try:
-                fixed_epochs(req.dataset, req.setting, shots, req.recipe)
-            except ConfigError:
-                raise ConfigError(
-                    f"the {req.recipe!r} recipe has no classifier-epoch table for {req.dataset} ({req.setting}, "
-                    f"{shots} shots); pass --classifier-epochs N, or --policy val to choose them on validation classes"
-                ) from None
+    _preflight(req, data)
     done = done_keys(existing) if req.resume else set()
     records: list[dict[str, Any]] = []
     plan: list[tuple[int, list[int]]] = []  # (seed, shot counts still to run)
@@ -129,7 +124,8 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
             record.update(_metrics(result))
             record["seconds"] = {"vae": round(vae_seconds, 3), **{k: round(v, 3) for k, v in result["seconds"].items()}}
             record["seeds_stacked"] = len(stacked) if seed in stacked else 1
-            append_result(results_path, record)
+            saved_or_rescued(results_path.parent, "results", lambda folder: append_result(folder / "results.json", record),
+                             "the record of this run")
             records.append(record)
             log(_one_line(record))
     return records
@@ -155,6 +151,33 @@ def _stacked_vaes(req: BenchmarkRequest, data, seeds: list[int]) -> dict[int, tu
     fitted = template.fit_seeds(data, seeds, progress=req.progress)
     share = (time.perf_counter() - started) / len(seeds)
     return {seed: (one, share) for seed, one in zip(seeds, fitted)}
+
+
+def _preflight(req: BenchmarkRequest, data) -> None:
+    """Everything every requested run needs, checked before the first one trains: the output
+    folder, every seed's config, the device, the memory, every shot count and its epoch table."""
+    from .protocols.policies import fixed_epochs
+
+    check_not_input([Path(req.out) / "results.json"], data_files(data), "--out")
+    aligners = []
+    for seed in req.seeds:
+        aligner = Aligner(default_modalities(req.data.side_info), _aligner_config(req, seed), recipe=req.recipe)
+        aligner.device  # noqa: B018 - resolves (and checks) the device
+        aligners.append(aligner)
+    first = aligners[0]
+    check_model_memory(first.modalities, data_dims(first.modalities, data), first.config.latent_size, first.device)
+    _check_shots(data, req.shots)
+    if req.policy == "fixed":  # fail before any training when the table has no entry
+        for shots in req.shots:
+            try:
+                fixed_epochs(req.dataset, req.setting, shots, req.recipe)
+            except ConfigError:
+                raise ConfigError(
+                    f"the {req.recipe!r} recipe has no classifier-epoch table for {req.dataset} ({req.setting}, "
+                    f"{shots} shots); pass --classifier-epochs N, or --policy val to choose them on validation classes"
+                ) from None
+    check_evaluations(data, req.setting, req.shots, req.seeds, "test" if req.policy == "fixed" else req.policy,
+                      req.dataset, req.recipe, req.max_classifier_epochs)
 
 
 def device_name(device: torch.device) -> str:

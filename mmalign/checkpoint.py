@@ -89,8 +89,18 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Every floating-point tensor must hold finite values only (no NaN, no infinity)."""
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{path}: tensor {key!r} holds {bad} NaN or infinite value(s); "
+                                  "the saved state is unusable (did training diverge?)")
+
+
 def check_state(path: Path, expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
-    """Tensor names and shapes must match exactly (before ``load_state_dict(strict=True)``)."""
+    """Tensor names, shapes and dtypes must match exactly (before ``load_state_dict(strict=True)``),
+    and every value must be finite."""
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     if missing or extra:
@@ -100,3 +110,7 @@ def check_state(path: Path, expected: dict[str, torch.Tensor], found: dict[str, 
             raise CheckpointError(
                 f"{path}: tensor {key!r} has shape {tuple(found[key].shape)}, expected {tuple(tensor.shape)}"
             )
+        if found[key].dtype != tensor.dtype:
+            raise CheckpointError(f"{path}: tensor {key!r} has dtype {str(found[key].dtype).removeprefix('torch.')}, "
+                                  f"expected {str(tensor.dtype).removeprefix('torch.')}")
+    check_finite(path, found)

@@ -113,10 +113,17 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .aligner import Aligner
+    from .checkpoint import CONFIG, MODEL, NORMALISERS
+    from .memory import TRAINING_COPIES, check_model_memory
+    from .outputs import check_not_input, check_output_dir, check_room, saved_or_rescued
+    from .preflight import data_dims, data_files
+    from .resume import STATE_FILE, load_training_state
     from .runs import load_data, read_run_config
 
     run = read_run_config(args.config)
     limit_threads(args.threads)
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
     overrides = dict(run.aligner)
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -127,19 +134,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("engine", "precision"):
         if getattr(args, key) is not None:
             overrides["training"] = {**overrides.get("training", {}), key: getattr(args, key)}
+    try:
+        aligner = Aligner(run.modality_specs(), overrides)
+        device = aligner.device
+    except MmalignError as exc:
+        raise type(exc)(f"{args.config}: {exc}") from None
+    # everything is checked before the first epoch: the output folder, memory, room, the saved state
+    writes = [Path(args.out) / name for name in (CONFIG, MODEL, NORMALISERS, STATE_FILE, "results.json")]
+    check_output_dir(args.out, inputs=[Path(args.config)], writes=[p.name for p in writes])
+    data = load_data(run.data)
+    check_not_input(writes, data_files(data), "--out")
+    need = check_model_memory(aligner.modalities, data_dims(aligner.modalities, data), aligner.config.latent_size,
+                              device, where=str(args.config))
+    weights = need // TRAINING_COPIES
+    state_bytes = weights * (TRAINING_COPIES - 1) if args.checkpoint_every else 0
+    check_room(args.out, 2 * (weights + state_bytes), "--out")  # old and new copy live together during a replace
+    if args.resume and (Path(args.out) / STATE_FILE).exists():
+        load_training_state(args.out)
     if args.deterministic:
         from .determinism import enable_determinism
 
         enable_determinism()
-    try:
-        aligner = Aligner(run.modality_specs(), overrides)
-    except MmalignError as exc:
-        raise type(exc)(f"{args.config}: {exc}") from None
-    data = load_data(run.data)
     aligner.fit(data, progress=not args.no_progress, checkpoint_dir=args.out,
                 checkpoint_every=args.checkpoint_every, resume=args.resume)
     aligner.run_config = run.model_dump(mode="json")
-    path = aligner.save(args.out)
+    path = saved_or_rescued(Path(args.out), "checkpoint", aligner.save, "the trained model")
     final = aligner.history[-1].terms["loss"] if aligner.history else float("nan")
     print(f"trained {', '.join(aligner.names)} on {data.name} (seed {aligner.config.seed}); final loss {final:.4g}; saved {path}")
     return 0
@@ -148,30 +167,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .aligner import Aligner
     from .checkpoint import read_config
+    from .outputs import check_output_dir, saved_or_rescued
+    from .preflight import check_evaluations, data_files
     from .protocols.evaluate import evaluate
-    from .results import append_result
-    from .runs import IMAGE, SIDE, RunConfig, load_data
+    from .results import append_result, read_results
+    from .runs import IMAGE, SIDE, load_data, parse_run_config
 
     cfg = read_config(args.checkpoint)
     if "run" not in cfg:
         raise ConfigError(f"{args.checkpoint}/config.json: no 'run' section (which data it was trained on); "
                           "checkpoints written by 'mmalign train' have one")
-    from .runs import parse_run_config
-
     run = parse_run_config(cfg["run"], f"{args.checkpoint}/config.json: run")
     if args.data_dir:
         run.data.data_dir = args.data_dir
+    results_path = Path(args.checkpoint) / "results.json"
+    read_results(results_path)  # a corrupt results file is refused before any work
     aligner = Aligner.load(args.checkpoint, device=args.device)
     names = aligner.names
     image = IMAGE if IMAGE in names else names[0]
     side = SIDE if SIDE in names else names[1]
     data = load_data(run.data)
     seed = aligner.config.seed if args.seed is None else args.seed
+    check_evaluations(data, args.setting, args.shots, [seed], args.policy, run.data.dataset)
+    check_output_dir(args.checkpoint, option="checkpoint", writes=("results.json",), inputs=data_files(data))
     for shots in args.shots:
         result = evaluate(aligner, data, setting=args.setting, shots=shots, image=image, side=side,
                           policy=args.policy, seed=seed, dataset_name=run.data.dataset)
         record = {"checkpoint": str(args.checkpoint), "dataset": run.data.dataset, **result}
-        append_result(Path(args.checkpoint) / "results.json", record)
+        saved_or_rescued(results_path.parent, "results", lambda folder: append_result(folder / "results.json", record),
+                         "the record of this evaluation")
         print(json.dumps({k: v for k, v in record.items() if k in ("setting", "shots", "seed", "S", "U", "H", "top1", "policy", "classifier_epochs")}))
     return 0
 
@@ -237,19 +261,23 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def cmd_benchmark_cub_text(args: argparse.Namespace) -> int:
     """Zero-shot cross-modal retrieval among the real CUB classes (see mmalign.retrieval)."""
+    from .outputs import check_output_dir, saved_or_rescued
     from .retrieval.cub_text import run_cub_text
-    from .retrieval.report import render
+    from .retrieval.report import check_previous_report, render, write_report
 
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    check_output_dir(args.out, writes=("results.json", "table.md"))
+    check_previous_report(Path(args.out) / "results.json")
     given = {"epochs": args.epochs, "modalities": args.modalities, "baselines": args.baselines}
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
     device = "cpu" if args.device == "auto" and not _cuda() else ("cuda" if args.device == "auto" else args.device)
-    result = run_cub_text(seeds=range(args.first_seed, args.first_seed + args.seeds), out=Path(args.out),
+    result = run_cub_text(seeds=range(args.first_seed, args.first_seed + args.seeds), out=None,
                           device=device, progress=not args.no_progress,
                           recompute=_TEXT_VECTORS[args.text_vectors or "auto"], **kwargs)
+    saved_or_rescued(Path(args.out), "cub-text", lambda folder: write_report(folder, result), "the report")
     print(render(result))
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     return 0
@@ -264,6 +292,11 @@ def _cuda() -> bool:
 def cmd_data_convert_pickle(args: argparse.Namespace) -> int:
     from .safe_unpickle import convert_pickle_to_safetensors
 
+    from .outputs import check_output_file
+
+    src = Path(args.src)
+    check_output_file(args.dst, "convert-pickle destination", inputs=[src],
+                      need_bytes=src.stat().st_size if src.is_file() else 0)  # arrays take about the pickle's size
     keys = convert_pickle_to_safetensors(args.src, args.dst)
     print(f"wrote {len(keys)} tensor(s) to {args.dst}: {', '.join(keys)}")
     return 0

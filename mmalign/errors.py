@@ -30,3 +30,7 @@ class CheckpointError(MmalignError):
 
 class TrainingError(MmalignError, RuntimeError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class OutputError(MmalignError, OSError):
+    """An output location cannot be written (not a folder, not writable, no room, one of the inputs)."""

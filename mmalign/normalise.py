@@ -58,6 +58,10 @@ class MinMax(Normaliser):
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         if set(state) != {"min", "scale"}:
             raise CheckpointError(f"minmax normaliser state needs tensors 'min' and 'scale', got {sorted(state)}")
+        if not bool(torch.isfinite(state["min"]).all()):
+            raise CheckpointError("tensor 'min' holds NaN or infinite values")
+        if not bool((torch.isfinite(state["scale"]) & (state["scale"] > 0)).all()):
+            raise CheckpointError("tensor 'scale' must be finite and positive (it is 1 / the training range)")
         self.min, self.scale = state["min"], state["scale"]
 
 

@@ -10,14 +10,15 @@ reaches exactly the weights of an uninterrupted run.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import math
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
 
-from .checkpoint import load_tensors, save_tensors
+from .checkpoint import check_finite, load_tensors, save_tensors
 from .errors import CheckpointError
 from .training import EpochLog
 
@@ -79,28 +80,122 @@ def save_training_state(
     return path
 
 
-def load_training_state(folder: str | Path) -> dict[str, Any]:
-    """The saved state, split into its parts; raises :class:`CheckpointError` if unusable."""
+def _field(path: Path, name: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"{path}: field {name!r} {problem}; the training state is unusable (drop --resume or use a new output folder)")
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_history(path: Path, history: Any, epochs_done: int) -> list[EpochLog]:
+    """One :class:`EpochLog` per finished epoch, epochs ``0..epochs_done-1`` in order, every value
+    of the type it was saved with."""
+    if not isinstance(history, list):
+        raise _field(path, "history", f"must be a list of epoch logs, got {type(history).__name__}")
+    if len(history) != epochs_done:
+        raise _field(path, "history", f"holds {len(history)} epoch(s) but 'epochs_done' is {epochs_done}")
+    names = {f.name: f for f in fields(EpochLog)}
+    logs = []
+    for i, entry in enumerate(history):
+        where = f"history[{i}]"
+        if not isinstance(entry, dict):
+            raise _field(path, where, f"must be an object, got {type(entry).__name__}")
+        unknown = sorted(set(entry) - set(names))
+        if unknown:
+            raise _field(path, f"{where}.{unknown[0]}", "is not a field of an epoch log")
+        for name, f in names.items():
+            if name not in entry:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise _field(path, f"{where}.{name}", "is missing")
+                continue
+            value = entry[name]
+            if name == "epoch":
+                ok = isinstance(value, int) and not isinstance(value, bool) and value == i
+                expected = f"the integer {i}"
+            elif isinstance(value, dict):
+                ok = all(isinstance(k, str) and _finite_number(v) for k, v in value.items())
+                expected = "an object of finite numbers"
+            else:
+                ok = _finite_number(value) and value >= 0
+                expected = "a finite non-negative number"
+            if not ok:
+                raise _field(path, f"{where}.{name}", f"must be {expected}, got {json.dumps(value)[:40]}")
+        logs.append(EpochLog(**entry))
+    return logs
+
+
+def _saved_epochs(config: dict[str, Any]) -> int | None:
+    try:
+        epochs = config["describe"]["aligner"]["training"]["epochs"]
+    except (KeyError, TypeError):
+        return None
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
+
+
+def _check_optimizer(path: Path, scalars: Any, tensors: dict[str, torch.Tensor]) -> None:
+    if not isinstance(scalars, dict) or not isinstance(scalars.get("param_groups"), list) \
+            or not all(isinstance(g, dict) for g in scalars["param_groups"]):
+        raise _field(path, "optimizer", "must be an object with a list of 'param_groups'")
+    state = scalars.get("state", {})
+    if not isinstance(state, dict) or not all(k.isdigit() and isinstance(v, dict) for k, v in state.items()):
+        raise _field(path, "optimizer.state", "must map parameter numbers to objects")
+    for name in tensors:
+        parts = name.split(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            raise _field(path, name, "is not a tensor name this mmalign writes (expected 'optim.<n>.<name>')")
+
+
+def load_training_state(folder: str | Path, generator: torch.Generator | None = None) -> dict[str, Any]:
+    """The saved state, split into its parts; raises :class:`CheckpointError` naming the file and
+    the field when it is unusable: unreadable, newer, counters out of range, values of another type
+    than saved, non-finite tensors, or (given ``generator``) a generator state of the wrong size."""
     path = Path(folder) / STATE_FILE
     tensors = load_tensors(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-        version = int(meta["state_version"])
-        if version > STATE_VERSION:
-            raise CheckpointError(f"{path}: state_version {version} is newer than this mmalign reads ({STATE_VERSION})")
-        parts = {
-            "epochs_done": int(meta["epochs_done"]),
-            "history": [EpochLog(**h) for h in json.loads(meta["history"])],
-            "optimizer_scalars": json.loads(meta["optimizer"]),
-            "config": json.loads(meta["config"]),
-        }
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: metadata is missing or malformed ({exc})") from None
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: metadata is unreadable ({exc})") from None
+    for key in ("state_version", "epochs_done", "history", "optimizer", "config"):
+        if key not in meta:
+            raise _field(path, key, "is missing")
+    for key in ("state_version", "epochs_done"):
+        if not meta[key].isdigit():
+            raise _field(path, key, f"must be a non-negative integer, got {meta[key][:40]!r}")
+    version = int(meta["state_version"])
+    if version > STATE_VERSION:
+        raise CheckpointError(f"{path}: state_version {version} is newer than this mmalign reads ({STATE_VERSION})")
+    decoded = {}
+    for key in ("history", "optimizer", "config"):
+        try:
+            decoded[key] = json.loads(meta[key])
+        except json.JSONDecodeError as exc:
+            raise _field(path, key, f"is not valid JSON ({exc})") from None
+    if not isinstance(decoded["config"], dict):
+        raise _field(path, "config", f"must be an object, got {type(decoded['config']).__name__}")
+    epochs_done = int(meta["epochs_done"])
+    total = _saved_epochs(decoded["config"])
+    if total is not None and epochs_done > total:
+        raise _field(path, "epochs_done", f"is {epochs_done}, beyond the run's {total} epochs")
+    parts: dict[str, Any] = {
+        "epochs_done": epochs_done,
+        "history": _check_history(path, decoded["history"], epochs_done),
+        "optimizer_scalars": decoded["optimizer"],
+        "config": decoded["config"],
+    }
     if "rng.generator" not in tensors:
         raise CheckpointError(f"{path}: tensor 'rng.generator' is missing")
+    rng = tensors["rng.generator"]
+    expected = generator.get_state() if generator is not None else None
+    if rng.dtype != torch.uint8 or rng.ndim != 1 or (expected is not None and rng.numel() != expected.numel()):
+        size = f"{expected.numel()} " if expected is not None else ""
+        raise _field(path, "rng.generator", f"must be a generator state of {size}uint8 values, got "
+                     f"{str(rng.dtype).removeprefix('torch.')} of shape {tuple(rng.shape)}")
+    check_finite(path, {k: v for k, v in tensors.items() if k != "rng.generator"})
     parts["model"] = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     parts["optimizer"] = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+    _check_optimizer(path, parts["optimizer_scalars"], parts["optimizer"])
     parts["normalisers"] = {k[5:]: v for k, v in tensors.items() if k.startswith("norm.")}
-    parts["generator"] = tensors["rng.generator"]
+    parts["generator"] = rng
     return parts

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import write_atomic
-from .errors import DataError
+from .errors import DataError, OutputError
 
 __all__ = ["RestrictedUnpickler", "convert_pickle_to_safetensors", "safe_load_pickle"]
 
@@ -254,6 +254,8 @@ def convert_pickle_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike
         metadata["strings"] = json.dumps(strings, sort_keys=True)
     try:
         write_atomic(dst, lambda tmp: save_file(arrays, tmp, metadata=metadata))
+    except OutputError:
+        raise
     except OSError as exc:
         raise DataError(f"{dst}: cannot be written ({exc.strerror or exc})") from None
     return sorted(arrays)

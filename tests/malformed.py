@@ -12,7 +12,16 @@ holds regular expressions, matched case-insensitively against the message).
 * ``config``: ``mmalign train <config> --out <out>``, and bad options of ``eval``/``benchmark``
   (``--shots`` beyond a class's images, negative shots, a corrupt ``results.json`` in ``--out``)
 * ``checkpoint``: ``mmalign eval <checkpoint>`` (or ``train --resume`` for a training state)
+* ``state``: ``mmalign train --resume`` on a checkpoint whose training state was edited
+* ``results``: an existing ``results.json`` that is corrupt or wrongly typed (never overwritten)
+* ``output``: an output location that cannot take the output (a file, no room, not writable, one
+  of the command's own inputs), checked before any training
+* ``pickle``: ``mmalign data convert-pickle``
+* ``cli``: option values, every requested run checked before the first one starts
 * ``accepted``: valid input that must load (float64 features).
+
+A case may inject a fault for the duration of the command (``Workspace.patches``: a full disk, a
+folder that refuses writes); ``marks`` carries an ``xfail`` for a check another change provides.
 
 Every case's ``--out`` folder (or checkpoint folder) is filled beforehand with a ``results.json``;
 the test checks it is byte-identical afterwards.
@@ -31,7 +40,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pytest
 import scipy.io
+import torch
 
 import mmalign
 from mmalign.datasets.matfile import write_mat
@@ -72,6 +83,9 @@ def run_config(dataset: Path, **aligner) -> dict:
 def write_toml(path: Path, cfg: dict) -> Path:
     """A minimal TOML writer for run configs (tables, arrays of tables, scalars, lists)."""
 
+    def key(k: str) -> str:
+        return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+
     def value(v) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -82,7 +96,7 @@ def write_toml(path: Path, cfg: dict) -> Path:
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(value(x) for x in v) + "]"
         if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+            return "{ " + ", ".join(f"{key(k)} = {value(x)}" for k, x in v.items()) + " }"
         raise TypeError(type(v))
 
     lines = []
@@ -125,9 +139,10 @@ def loc(indices) -> np.ndarray:
 @dataclass(frozen=True)
 class Case:
     id: str
-    kind: str  # data | config | checkpoint | accepted
+    kind: str  # data | config | checkpoint | state | results | output | pickle | cli | accepted
     build: Callable[["Workspace"], list[str]]  # writes the input, returns the CLI argv
     expect: tuple[str, ...] = ()  # regexes the error line must match (file, key, what was expected)
+    marks: tuple = ()  # pytest marks (an xfail waiting for a feature, a skip without CUDA)
 
 
 @dataclass
@@ -137,6 +152,9 @@ class Workspace:
     root: Path
     checkpoint: Path | None = None
     guarded: list[Path] = field(default_factory=list)  # folders that must be byte-identical afterwards
+    # faults to inject while the command runs (a full disk, a read-only folder): each is called with
+    # pytest's ``monkeypatch`` (ignored by :func:`generate`, which only writes the inputs)
+    patches: list[Callable] = field(default_factory=list)
 
     def out(self) -> Path:
         out = self.root / "out"
@@ -574,6 +592,471 @@ CASES: list[Case] = [
          _ckpt(_edit_tensors("training_state.safetensors", lambda t: t.pop("rng.generator")), command="resume"),
          (r"training_state\.safetensors", r"'rng\.generator'", r"missing")),
 ]
+
+
+# --- issue 11: validate before computing, loaded state checked for meaning, outputs ---------------
+# Helpers for faults that cannot be made with files alone (as root, chmod does not stop a write).
+
+def _deny_writes(folder: Path) -> Callable:
+    """While the command runs, creating a file in ``folder`` fails with EACCES (a read-only folder)."""
+    def patch(monkeypatch) -> None:
+        import errno
+        import tempfile
+
+        real = tempfile.mkstemp
+
+        def mkstemp(*args, dir=None, **kwargs):
+            if dir is not None and Path(dir).resolve() == folder.resolve():
+                raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+    return patch
+
+
+def _no_room(free: int = 4096) -> Callable:
+    """The file system reports ``free`` bytes free."""
+    return lambda monkeypatch: monkeypatch.setattr("mmalign.outputs.free_bytes", lambda folder: free)
+
+
+def _disk_full(folder: Path) -> Callable:
+    """``fsync`` of any file under ``folder`` fails with ENOSPC (what a full disk reports)."""
+    def patch(monkeypatch) -> None:
+        import errno
+        import os
+
+        real = os.fsync
+
+        def fsync(fd):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder.resolve())):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+    return patch
+
+
+def _train(edit: Callable[[dict], dict] | None = None, out: Callable[[Workspace], Path] | None = None,
+           extra: tuple[str, ...] = (), patch: Callable[[Workspace, Path], Callable] | None = None):
+    """``mmalign train run.toml --out OUT ...``: ``edit`` changes the run config, ``out`` picks the
+    output (default: the guarded ``ws.out()``), ``patch`` injects a fault."""
+    def build(ws: Workspace) -> list[str]:
+        cfg = run_config(ws.data())
+        path = write_toml(ws.root / "run.toml", edit(cfg) if edit else cfg)
+        target = out(ws) if out else ws.out()
+        if patch is not None:
+            ws.patches.append(patch(ws, target))
+        return ["train", str(path), "--out", str(target), "--no-progress", *extra]
+
+    return build
+
+
+def _guarded_file(ws: Workspace, name: str = "run.toml") -> Path:
+    """An existing file inside the guarded folder, used as a wrong output."""
+    target = ws.out() / name
+    target.write_text("# not a folder\n")
+    return target
+
+
+def _out_is_data_file(ws: Workspace) -> Path:
+    folder = ws.data()
+    ws.guarded.append(folder)
+    return folder / "res101.mat"
+
+
+def _out_under_file(ws: Workspace) -> Path:
+    return ws.out() / "results.json" / "ckpt"
+
+
+def _pair_weights(**weights) -> Callable[[dict], dict]:
+    return lambda c: _set(c, "aligner", pair_weights=weights)
+
+
+NEEDS_PAIR_WEIGHT_CHECK = (pytest.mark.xfail(strict=True, reason="needs the engine's pair-weight check"),)
+
+
+def _many_problems(cfg: dict) -> dict:
+    return _set(cfg, "aligner", latent_size=-1, seed=-5, device="tpu", reduction="max", training={"epochs": 0})
+
+
+def _eval(*extra: str, results: str | None = None, mutate: Callable[[Path], None] | None = None):
+    """``mmalign eval CKPT --policy test ...`` on a copy of the base checkpoint."""
+    def build(ws: Workspace) -> list[str]:
+        ckpt = ws.ckpt()
+        if results is not None:
+            (ckpt / "results.json").write_text(results)
+        if mutate is not None:
+            mutate(ckpt)
+        return ["eval", str(ckpt), *(extra or ("--policy", "test"))]
+
+    return build
+
+
+def _first_weight(change: Callable) -> Callable[[dict], None]:
+    def edit(tensors: dict) -> None:
+        key = sorted(k for k in tensors if k.endswith("weight"))[0]
+        tensors[key] = change(tensors[key].clone())
+
+    return edit
+
+
+def _poke(value: float):
+    def change(t):
+        t.view(-1)[0] = value
+        return t
+
+    return change
+
+
+def _norm(key: str, value: float):
+    def edit(tensors: dict) -> None:
+        t = tensors[key].clone()
+        t[0] = value
+        tensors[key] = t
+
+    return edit
+
+
+def _cfg_modality(i: int, **values) -> Callable[[dict], None]:
+    return lambda c: c["modalities"][i].update(values)
+
+
+def _cfg_aligner(**values) -> Callable[[dict], None]:
+    return lambda c: c["aligner"].update(values)
+
+
+def _state_meta(**values) -> Callable[[Path], None]:
+    """Replace metadata fields of the training state (a value of None deletes the field)."""
+    def meta(m: dict) -> None:
+        for key, value in values.items():
+            if value is None:
+                m.pop(key, None)
+            else:
+                m[key] = value if isinstance(value, str) else value(m)
+
+    return _edit_tensors("training_state.safetensors", lambda t: None, meta)
+
+
+def _history(change: Callable[[list], object]) -> Callable[[dict], str]:
+    def edit(meta: dict) -> str:
+        history = json.loads(meta["history"])
+        change(history)
+        return json.dumps(history)
+
+    return edit
+
+
+def _state_tensors(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    return _edit_tensors("training_state.safetensors", change)
+
+
+def _poke_state(select: Callable[[str], bool], value: float) -> Callable[[Path], None]:
+    """Set the first element of the first training-state tensor whose name ``select`` accepts."""
+    def change(tensors: dict) -> None:
+        key = sorted(k for k in tensors if select(k))[0]
+        tensors[key] = _poke(value)(tensors[key].clone())
+
+    return _state_tensors(change)
+
+
+def _rename_optim(tensors: dict) -> None:
+    key = sorted(k for k in tensors if k.startswith("optim."))[0]
+    tensors["optim.x." + key.split(".", 2)[2]] = tensors.pop(key)
+
+
+def _state(mutate: Callable[[Path], None]) -> Callable[[Workspace], list[str]]:
+    return _ckpt(mutate, command="resume")
+
+
+def _state_case(case_id: str, mutate: Callable[[Path], None], *expect: str) -> Case:
+    """``mmalign train --resume`` refuses the edited training state naming the file and ``expect``."""
+    return Case(case_id, "state", _state(mutate), (r"training_state\.safetensors", *expect))
+
+
+def _bench(*extra: str, results: str | None = None, out: Callable[[Workspace], Path] | None = None,
+           patch: Callable[[Workspace, Path], Callable] | None = None):
+    """``mmalign benchmark custom --data-dir D --epochs 1 --out OUT ...``."""
+    def build(ws: Workspace) -> list[str]:
+        target = out(ws) if out else ws.out()
+        if results is not None:
+            (target / "results.json").write_text(results)
+        if patch is not None:
+            ws.patches.append(patch(ws, target))
+        return benchmark_argv(ws.data(), target, *extra)
+
+    return build
+
+
+def _record(**changes) -> str:
+    return json.dumps([{**PRIOR_RESULTS[0], **changes}])
+
+
+def _cub_text(results: str | None = None, out: Callable[[Workspace], Path] | None = None):
+    def build(ws: Workspace) -> list[str]:
+        target = out(ws) if out else ws.out()
+        if results is not None:
+            (target / "results.json").write_text(results)
+        return ["benchmark", "cub-text", "--seeds", "1", "--epochs", "1", "--out", str(target), "--no-progress"]
+
+    return build
+
+
+def _pickle(dst: Callable[[Workspace, Path, Path], Path], patch: Callable[[Path], Callable] | None = None,
+            src_bytes: bytes | None = None):
+    """``mmalign data convert-pickle SRC DST`` with SRC (and a previous DST) in the guarded folder."""
+    def build(ws: Workspace) -> list[str]:
+        import pickle
+
+        out = ws.out()
+        src = out / "CUB_supporting_data.p"
+        src.write_bytes(src_bytes if src_bytes is not None else
+                        pickle.dumps({"train_seen": {"att": np.ones((3, 4), np.float32)}}))
+        target = dst(ws, out, src)
+        if patch is not None:
+            ws.patches.append(patch(out))
+        return ["data", "convert-pickle", str(src), str(target)]
+
+    return build
+
+
+def _previous_dst(ws: Workspace, out: Path, src: Path) -> Path:
+    dst = out / "sentences.safetensors"
+    dst.write_bytes(b"previous conversion, must survive")
+    return dst
+
+
+def _hardlink(ws: Workspace, out: Path, src: Path) -> Path:
+    import os
+
+    os.link(src, out / "linked.p")
+    return out / "linked.p"
+
+
+def _symlink(ws: Workspace, out: Path, src: Path) -> Path:
+    (out / "alias.safetensors").symlink_to(src)
+    return out / "alias.safetensors"
+
+
+def _dst_folder(ws: Workspace, out: Path, src: Path) -> Path:
+    (out / "folder.safetensors").mkdir()
+    (out / "folder.safetensors" / "keep.txt").write_text("keep\n")
+    return out / "folder.safetensors"
+
+
+NO_CUDA = (pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here"),)
+
+NEW_CASES: list[Case] = [
+    # --- run configs: sizes that would not fit in memory, pair weights, many problems -----------------
+    Case("config_latent_size_absurd", "config", _train(lambda c: _set(c, "aligner", latent_size=10**9)),
+         (r"run\.toml", r"'latent_size'", r"GiB", r"free")),
+    Case("config_hidden_absurd", "config", _train(lambda c: _modality(c, 0, hidden=[10**10, 16])),
+         (r"run\.toml", r"'img'", r"'hidden'", r"GiB")),
+    Case("config_hidden_beyond_int64", "config", _train(lambda c: _modality(c, 1, hidden=[8, 10**20])),
+         (r"run\.toml", r"'att'", r"'hidden'", r"2\^60")),
+    Case("config_latent_beyond_int64", "config", _train(lambda c: _set(c, "aligner", latent_size=10**30)),
+         (r"run\.toml", r"'latent_size'", r"2\^60")),
+    Case("config_many_problems_one_line", "config", _train(_many_problems),
+         (r"run\.toml", r"'latent_size'", r"and \d+ more")),
+    Case("config_pair_weight_unknown_term", "config", _train(_pair_weights(**{"cross/att->imgg": 0.5})),
+         (r"pair_weights", r"cross/att->imgg"), NEEDS_PAIR_WEIGHT_CHECK),
+    Case("config_pair_weight_unknown_family", "config", _train(_pair_weights(**{"crosss/att->img": 0.5})),
+         (r"pair_weights", r"crosss/att->img"), NEEDS_PAIR_WEIGHT_CHECK),
+    Case("config_pair_weight_unknown_modality", "config", _train(_pair_weights(**{"recon/audio": 2.0})),
+         (r"pair_weights", r"recon/audio"), NEEDS_PAIR_WEIGHT_CHECK),
+    Case("config_pair_weight_negative", "config", _train(_pair_weights(**{"cross/att->img": -1.0})),
+         (r"run\.toml", r"pair_weights", r"greater than or equal to 0")),
+    Case("config_pair_weight_not_number", "config", _train(_pair_weights(**{"cross/att->img": "half"})),
+         (r"run\.toml", r"pair_weights", r"number")),
+    Case("config_data_not_table", "config", _config(lambda c: {**c, "data": "CUB"}, ".json"),
+         (r"run\.json", r"'data'", r"valid dictionary|object|DataSpec")),
+    Case("config_modalities_not_list", "config", _config(lambda c: {**c, "modalities": 5}, ".json"),
+         (r"run\.json", r"'modalities'", r"list")),
+    Case("config_one_modality", "config", _config(lambda c: {**c, "modalities": c["modalities"][:1]}),
+         (r"run\.toml", r"at least two modalities")),
+    Case("config_duplicate_modality_names", "config",
+         _config(lambda c: _modality(c, 1, name="img")), (r"run\.toml", r"unique", r"'img'")),
+    Case("config_json_garbage", "config", _config(lambda c: '{"data": {"dataset": ', ".json"),
+         (r"run\.json", r"cannot parse")),
+    Case("config_not_utf8", "config",
+         lambda ws: (lambda p: (p.write_bytes(b'[data]\ndataset = "\xff\xfe"\n'), ["train", str(p), "--out", str(ws.out())])[1])(
+             ws.root / "run.toml"), (r"run\.toml", r"cannot parse", r"utf-8")),
+    Case("config_file_missing", "config", lambda ws: ["train", str(ws.root / "nope.toml"), "--out", str(ws.out())],
+         (r"nope\.toml", r"not found")),
+    # --- output locations (checked before training) ---------------------------------------------------
+    Case("train_out_is_a_file", "output", _train(out=_guarded_file), (r"--out", r"run\.toml", r"is a file")),
+    Case("train_out_is_the_config", "output",
+         lambda ws: (lambda p: ["train", str(p), "--out", str(p), "--no-progress"])(
+             write_toml(ws.out() / "run.toml", run_config(ws.data()))),
+         (r"--out", r"run\.toml", r"is a file")),
+    Case("train_out_is_a_data_file", "output", _train(out=_out_is_data_file), (r"--out", r"res101\.mat", r"is a file")),
+    Case("train_out_under_a_file", "output", _train(out=_out_under_file),
+         (r"--out", r"results\.json", r"is a file, not a folder")),
+    Case("train_out_not_writable", "output", _train(patch=lambda ws, out: _deny_writes(out)),
+         (r"--out", r"cannot be written", r"permission denied")),
+    Case("train_out_parent_not_writable", "output",
+         _train(out=lambda ws: ws.out() / "new" / "ckpt", patch=lambda ws, out: _deny_writes(out.parent.parent)),
+         (r"--out", r"ckpt", r"nearest existing parent", r"permission denied")),
+    Case("train_out_no_room", "output", _train(patch=lambda ws, out: _no_room()),
+         (r"--out", r"not enough room", r"free")),
+    Case("train_checkpoint_every_zero", "cli", _train(extra=("--checkpoint-every", "0")),
+         (r"--checkpoint-every", r"at least 1")),
+    Case("train_threads_zero", "cli", _train(extra=("--threads", "0")), (r"--threads", r"at least 1")),
+    Case("train_epochs_zero", "cli", _train(extra=("--epochs", "0")), (r"run\.toml", r"'training\.epochs'", r"greater than 0")),
+    Case("train_seed_negative", "cli", _train(extra=("--seed", "-1")), (r"run\.toml", r"'seed'", r"greater than or equal to 0")),
+    Case("train_device_cuda_missing", "cli", _train(extra=("--device", "cuda")), (r"run\.toml", r"CUDA is not available"),
+         NO_CUDA),
+    Case("benchmark_out_is_a_file", "output", _bench(out=lambda ws: _guarded_file(ws, "results.txt")),
+         (r"--out", r"results\.txt", r"is a file")),
+    Case("benchmark_out_under_a_file", "output", _bench(out=_out_under_file), (r"--out", r"is a file, not a folder")),
+    Case("benchmark_out_not_writable", "output", _bench(patch=lambda ws, out: _deny_writes(out)),
+         (r"--out", r"cannot be written", r"permission denied")),
+    Case("benchmark_out_no_room", "output", _bench(patch=lambda ws, out: _no_room(0)), (r"--out", r"not enough room")),
+    Case("eval_checkpoint_not_writable", "output",
+         lambda ws: (lambda ck: (ws.patches.append(_deny_writes(ck)), ["eval", str(ck), "--policy", "test"])[1])(ws.ckpt()),
+         (r"checkpoint", r"cannot be written", r"permission denied")),
+    Case("cub_text_out_is_a_file", "output", _cub_text(out=lambda ws: _guarded_file(ws, "report")),
+         (r"--out", r"report", r"is a file")),
+    Case("cub_text_out_holds_other_results", "results", _cub_text(results=json.dumps(PRIOR_RESULTS)),
+         (r"results\.json", r"other results", r"not overwritten")),
+    # --- every requested run checked before the first one starts --------------------------------------
+    Case("benchmark_second_shots_too_many", "cli", _bench("--shots", "0", str(PER_CLASS), "--policy", "test"),
+         (rf"--shots {PER_CLASS}", r"only", r"test images")),
+    Case("benchmark_second_seed_out_of_range", "cli",
+         _bench("--first-seed", str(2**63 - 1), "--seeds", "2", "--policy", "test"), (r"'seed'", r"less than")),
+    Case("benchmark_first_seed_negative", "cli", _bench("--first-seed", "-1", "--policy", "test"),
+         (r"'seed'", r"greater than or equal to 0")),
+    Case("benchmark_max_classifier_epochs_zero", "cli", _bench("--policy", "test", "--max-classifier-epochs", "0"),
+         (r"--max-classifier-epochs", r"at least 1")),
+    Case("benchmark_classifier_epochs_zero", "cli", _bench("--classifier-epochs", "0"), (r"--classifier-epochs", r"at least 1")),
+    Case("benchmark_epochs_zero", "cli", lambda ws: [*benchmark_argv(ws.data(), ws.out()), "--epochs", "0"],
+         (r"--epochs", r"at least 1")),
+    Case("benchmark_seeds_zero", "cli", _bench("--seeds", "0"), (r"--seeds", r"at least 1")),
+    Case("benchmark_threads_zero", "cli", _bench("--threads", "0"), (r"--threads", r"at least 1")),
+    Case("benchmark_no_epoch_table", "cli", _bench(), (r"no classifier-epoch table", r"--classifier-epochs")),
+    Case("benchmark_device_cuda_missing", "cli", _bench("--device", "cuda", "--policy", "test"), (r"CUDA is not available",),
+         NO_CUDA),
+    Case("eval_second_shots_too_many", "cli", _eval("--policy", "test", "--shots", "0", str(PER_CLASS)),
+         (rf"{PER_CLASS}-shot", rf"only {PER_CLASS} images")),
+    Case("eval_second_shots_negative", "cli", _eval("--policy", "test", "--shots", "0", "-2"),
+         (r"--shots", r"non-negative", r"-2")),
+    Case("eval_no_epoch_table", "cli", _eval("--shots", "0", "1"), (r"no fixed classifier epochs", r"policy")),
+    # --- checkpoints checked for meaning --------------------------------------------------------------
+    Case("ckpt_weight_nan", "checkpoint", _ckpt(_edit_tensors("model.safetensors", _first_weight(_poke(float("nan"))))),
+         (r"model\.safetensors", r"tensor '", r"NaN or infinite")),
+    Case("ckpt_weight_inf", "checkpoint", _ckpt(_edit_tensors("model.safetensors", _first_weight(_poke(float("inf"))))),
+         (r"model\.safetensors", r"NaN or infinite")),
+    Case("ckpt_weight_float64", "checkpoint", _ckpt(_edit_tensors("model.safetensors", _first_weight(lambda t: t.double()))),
+         (r"model\.safetensors", r"dtype float64", r"expected float32")),
+    Case("ckpt_weight_int64", "checkpoint", _ckpt(_edit_tensors("model.safetensors", _first_weight(lambda t: t.long()))),
+         (r"model\.safetensors", r"dtype int64", r"expected float32")),
+    Case("ckpt_normaliser_scale_nan", "checkpoint", _ckpt(_edit_tensors("normalisers.safetensors", _norm("img.scale", float("nan")))),
+         (r"normalisers\.safetensors", r"'img\.scale'", r"NaN or infinite")),
+    Case("ckpt_normaliser_scale_zero", "checkpoint", _ckpt(_edit_tensors("normalisers.safetensors", _norm("img.scale", 0.0))),
+         (r"normalisers\.safetensors", r"'img'", r"'scale'", r"finite and positive")),
+    Case("ckpt_normaliser_scale_negative", "checkpoint",
+         _ckpt(_edit_tensors("normalisers.safetensors", _norm("img.scale", -2.0))),
+         (r"normalisers\.safetensors", r"'scale'", r"positive")),
+    Case("ckpt_normaliser_min_inf", "checkpoint", _ckpt(_edit_tensors("normalisers.safetensors", _norm("img.min", float("-inf")))),
+         (r"normalisers\.safetensors", r"'img\.min'", r"NaN or infinite")),
+    Case("ckpt_normaliser_scale_missing", "checkpoint",
+         _ckpt(_edit_tensors("normalisers.safetensors", lambda t: t.pop("img.scale"))),
+         (r"normalisers\.safetensors", r"'img'", r"'min' and 'scale'")),
+    Case("ckpt_dim_boolean", "checkpoint", _ckpt(_edit_config(_cfg_modality(0, dim=True))),
+         (r"config\.json", r"positive integer 'dim'")),
+    Case("ckpt_dim_zero", "checkpoint", _ckpt(_edit_config(_cfg_modality(1, dim=0))), (r"config\.json", r"'dim'")),
+    Case("ckpt_latent_size_text", "checkpoint", _ckpt(_edit_config(_cfg_aligner(latent_size="big"))),
+         (r"config\.json", r"'latent_size'", r"integer")),
+    Case("ckpt_latent_size_absurd", "checkpoint", _ckpt(_edit_config(_cfg_aligner(latent_size=10**9))),
+         (r"config\.json", r"'latent_size'", r"GiB")),
+    Case("ckpt_modality_options_invalid", "checkpoint", _ckpt(_edit_config(_cfg_modality(0, options={"hidden": "wide"}))),
+         (r"config\.json", r"'img'", r"'hidden'")),
+    Case("ckpt_modality_entry_not_object", "checkpoint", _ckpt(_edit_config(lambda c: c["modalities"].__setitem__(0, 5))),
+         (r"config\.json", r"malformed modality entry")),
+    # --- results files: refused clearly, never overwritten ---------------------------------------------
+    Case("eval_results_corrupt", "results", _eval(results='[{"dataset": "CUB", "S": 1.0},\n{"data'),
+         (r"results\.json", r"not a valid results file", r"not overwritten")),
+    Case("eval_results_object", "results", _eval(results='{"meta": {}, "records": []}'),
+         (r"results\.json", r"JSON list of records", r"dict")),
+    Case("eval_results_record_not_object", "results", _eval(results="[1, 2]"),
+         (r"results\.json", r"record 0", r"object")),
+    Case("eval_results_shots_text", "results", _eval(results=_record(shots="five")),
+         (r"results\.json", r"record 0", r"'shots'", r"integer")),
+    Case("eval_results_score_nan", "results", _eval(results=_record(H=float("nan"))),
+         (r"results\.json", r"record 0", r"'H'", r"finite number")),
+    Case("eval_results_is_a_folder", "results",
+         _eval(mutate=lambda ck: ((ck / "results.json").unlink(), (ck / "results.json").mkdir(),
+                                  (ck / "results.json" / "keep").write_text("x"))),
+         (r"results\.json", r"cannot be read")),
+    Case("benchmark_results_object", "results", _bench(results='{"meta": {}, "records": [], "summary": []}'),
+         (r"results\.json", r"JSON list of records")),
+    Case("benchmark_results_seed_text", "results", _bench(results=_record(seed="zero")),
+         (r"results\.json", r"'seed'", r"integer")),
+    Case("benchmark_results_seed_boolean", "results", _bench(results=_record(seed=True)),
+         (r"results\.json", r"'seed'", r"integer")),
+    Case("benchmark_results_score_infinite", "results", _bench(results=_record(S=float("inf"))),
+         (r"results\.json", r"'S'", r"finite")),
+    Case("benchmark_results_seconds_wrong", "results", _bench(results=_record(seconds={"vae": "slow"})),
+         (r"results\.json", r"'seconds'")),
+    Case("benchmark_results_synthetic_text", "results", _bench(results=_record(synthetic="no")),
+         (r"results\.json", r"'synthetic'", r"true or false")),
+    Case("benchmark_results_not_utf8", "results", lambda ws: (
+        (ws.out() / "results.json").write_bytes(b"[\xff\xfe]"), benchmark_argv(ws.data(), ws.guarded[-1]))[1],
+         (r"results\.json", r"not a valid results file")),
+    # --- training states (train --resume) checked for meaning -----------------------------------------
+    _state_case("state_epochs_done_negative", _state_meta(epochs_done="-1"), r"'epochs_done'", r"non-negative integer"),
+    _state_case("state_epochs_done_text", _state_meta(epochs_done="three"), r"'epochs_done'", r"integer"),
+    _state_case("state_epochs_done_beyond_run", _state_meta(epochs_done="99"),
+                r"'epochs_done'", r"beyond the run's 1 epochs"),
+    _state_case("state_version_text", _state_meta(state_version="one"), r"'state_version'", r"integer"),
+    _state_case("state_history_missing", _state_meta(history=None), r"'history'", r"missing"),
+    _state_case("state_history_not_json", _state_meta(history="[{"), r"'history'", r"not valid JSON"),
+    _state_case("state_history_not_list", _state_meta(history='{"epoch": 0}'), r"'history'", r"list"),
+    _state_case("state_history_too_short", _state_meta(history="[]"), r"'history'", r"0 epoch", r"'epochs_done' is 1"),
+    _state_case("state_history_epoch_text", _state_meta(history=_history(lambda h: h[0].update(epoch="0"))),
+                r"'history\[0\]\.epoch'", r"integer 0"),
+    _state_case("state_history_epoch_wrong", _state_meta(history=_history(lambda h: h[0].update(epoch=7))),
+                r"'history\[0\]\.epoch'"),
+    _state_case("state_history_loss_nan", _state_meta(history=_history(lambda h: h[0]["terms"].update(loss=float("nan")))),
+                r"'history\[0\]\.terms'", r"finite"),
+    _state_case("state_history_seconds_text", _state_meta(history=_history(lambda h: h[0].update(seconds="fast"))),
+                r"'history\[0\]\.seconds'", r"number"),
+    _state_case("state_history_unknown_field", _state_meta(history=_history(lambda h: h[0].update(lr=0.1))),
+                r"'history\[0\]\.lr'", r"not a field"),
+    _state_case("state_history_field_missing", _state_meta(history=_history(lambda h: h[0].pop("terms"))),
+                r"'history\[0\]\.terms'", r"missing"),
+    _state_case("state_config_not_object", _state_meta(config="[1]"), r"'config'", r"object"),
+    _state_case("state_optimizer_not_json", _state_meta(optimizer="{'lr'"), r"'optimizer'", r"not valid JSON"),
+    _state_case("state_optimizer_groups_wrong", _state_meta(optimizer='{"param_groups": "adam"}'),
+                r"'optimizer'", r"param_groups"),
+    _state_case("state_optimizer_tensor_name", _state_tensors(_rename_optim), r"'optim\.x\.", r"optim\.<n>\.<name>"),
+    _state_case("state_generator_wrong_size", _state_tensors(lambda t: t.update({"rng.generator": t["rng.generator"][:100].clone()})),
+                r"'rng\.generator'", r"\d+ uint8", r"\(100,\)"),
+    _state_case("state_generator_wrong_dtype", _state_tensors(lambda t: t.update({"rng.generator": t["rng.generator"].float()})),
+                r"'rng\.generator'", r"uint8", r"float32"),
+    _state_case("state_model_weight_nan", _poke_state(lambda k: k.startswith("model.") and k.endswith("weight"), float("nan")),
+                r"'model\.", r"NaN or infinite"),
+    _state_case("state_optimizer_moment_inf", _poke_state(lambda k: k.endswith("exp_avg_sq"), float("inf")),
+                r"'optim\.", r"NaN or infinite"),
+    # --- pickles: never written over the source, out-of-disk leaves the previous file -----------------
+    Case("pickle_dst_is_src", "pickle", _pickle(lambda ws, out, src: src),
+         (r"destination", r"CUB_supporting_data\.p", r"one of this command's inputs")),
+    Case("pickle_dst_hardlink_to_src", "pickle", _pickle(_hardlink), (r"linked\.p", r"one of this command's inputs")),
+    Case("pickle_dst_symlink_to_src", "pickle", _pickle(_symlink), (r"alias\.safetensors", r"one of this command's inputs")),
+    Case("pickle_dst_is_folder", "pickle", _pickle(_dst_folder), (r"folder\.safetensors", r"is a folder")),
+    Case("pickle_dst_under_file", "pickle", _pickle(lambda ws, out, src: out / "results.json" / "x.safetensors"),
+         (r"results\.json", r"is a file, not a folder")),
+    Case("pickle_dst_disk_full", "pickle", _pickle(_previous_dst, patch=_disk_full),
+         (r"sentences\.safetensors", r"no space left", r"previous file is unchanged")),
+    Case("pickle_dst_not_writable", "pickle", _pickle(_previous_dst, patch=_deny_writes),
+         (r"destination", r"cannot be written", r"permission denied")),
+    Case("pickle_src_missing", "pickle",
+         lambda ws: ["data", "convert-pickle", str(ws.out() / "absent.p"), str(ws.out() / "x.safetensors")],
+         (r"absent\.p", r"cannot be read|not found|no such")),
+    Case("pickle_src_empty", "pickle", _pickle(_previous_dst, src_bytes=b""), (r"CUB_supporting_data\.p", r"empty")),
+]
+CASES += NEW_CASES
 
 CASE_IDS = [c.id for c in CASES]
 assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"

@@ -24,7 +24,7 @@ ERROR_CASES = [c for c in CASES if c.kind != "accepted"]
 
 
 def _param(case: Case):
-    return pytest.param(case, id=case.id)
+    return pytest.param(case, id=case.id, marks=case.marks)
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +48,13 @@ def _check_line(case: Case, err: str) -> str:
 
 
 @pytest.mark.parametrize("case", [_param(c) for c in ERROR_CASES])
-def test_corpus_case_is_one_clear_line_and_writes_nothing(case: Case, tmp_path, base_checkpoint, capsys):
+def test_corpus_case_is_one_clear_line_and_writes_nothing(case: Case, tmp_path, base_checkpoint, capsys, monkeypatch):
     ws = Workspace(tmp_path, checkpoint=base_checkpoint)
     argv = case.build(ws)
     before = _snapshot(ws.guarded)
     assert before, "every case guards a folder with a results.json"
+    for patch in ws.patches:  # an injected fault: a full disk, a folder that refuses writes
+        patch(monkeypatch)
     capsys.readouterr()
     code = main(argv)
     _, err = capsys.readouterr()
@@ -94,6 +96,13 @@ def test_corpus_has_at_least_25_cases_of_every_kind(tmp_path, base_checkpoint):
     assert all((tmp_path / "corpus" / c.id / "argv.json").is_file() for c in CASES)
 
 
+def test_corpus_new_cases_cover_every_surface():
+    kinds = {k: sum(c.kind == k for c in malformed.NEW_CASES)
+             for k in ("config", "output", "cli", "checkpoint", "state", "results", "pickle")}
+    assert len(malformed.NEW_CASES) >= 60 and all(n >= 5 for n in kinds.values()), kinds
+    assert all(c.expect for c in malformed.NEW_CASES)
+
+
 def test_corpus_debug_flag_shows_the_traceback(tmp_path, base_checkpoint, capsys):
     case = malformed.case("ckpt_newer_format")
     argv = case.build(Workspace(tmp_path, checkpoint=base_checkpoint))
@@ -104,7 +113,8 @@ def test_corpus_debug_flag_shows_the_traceback(tmp_path, base_checkpoint, capsys
     assert err.strip().splitlines()[-1].startswith("mmalign: error: ")
 
 
-SUBPROCESS_CASES = ["mat_v73_hdf5", "config_unknown_section", "ckpt_tensor_missing"]
+SUBPROCESS_CASES = ["mat_v73_hdf5", "config_unknown_section", "ckpt_tensor_missing", "ckpt_weight_nan",
+                    "pickle_dst_is_src", "state_generator_wrong_size"]
 
 
 def test_corpus_real_subprocess_exit_code_and_stderr(tmp_path, base_checkpoint):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import write_bytes_atomic, write_json_atomic
+from ..errors import DataError
 
 METRICS = ("top1", "top5", "mrr")
 GROUP = ("setting", "query", "gallery", "method", "alignment")
@@ -69,6 +70,24 @@ def render(result: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def check_previous_report(path: Path) -> None:
+    """A ``results.json`` already in the output folder is replaced only when it is an earlier
+    retrieval report (an object with ``meta``, ``records`` and ``summary``); anything else (the
+    records of ``mmalign benchmark``/``eval``, a corrupt file) is refused, never overwritten."""
+    if not path.exists():
+        return
+    import json
+
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: exists and is not a readable results file ({exc}); move it away or choose "
+                        "another --out (it is not overwritten)") from None
+    if not (isinstance(previous, dict) and {"meta", "records", "summary"} <= set(previous)):
+        raise DataError(f"{path}: holds other results than a cub-text retrieval report (expected an object with "
+                        "'meta', 'records' and 'summary'); choose another --out (it is not overwritten)")
 
 
 def write_report(out: Path, result: dict[str, Any]) -> None:
