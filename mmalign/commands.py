@@ -150,7 +150,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     state_bytes = weights * (TRAINING_COPIES - 1) if args.checkpoint_every else 0
     check_room(args.out, 2 * (weights + state_bytes), "--out")  # old and new copy live together during a replace
     if args.resume and (Path(args.out) / STATE_FILE).exists():
-        load_training_state(args.out)
+        import torch
+
+        load_training_state(args.out, torch.Generator(device=device))
     if args.deterministic:
         from .determinism import enable_determinism
 

@@ -9,6 +9,7 @@ Adam's three AMSGrad buffers).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Mapping
 
@@ -86,6 +87,20 @@ def _gib(n: int) -> str:
     return "more than 2^60 bytes" if n >= UNBUILDABLE else f"{n / 2**30:.1f} GiB"
 
 
+def _culprit(modalities: Mapping[str, Modality], dims: Mapping[str, int], latent_size: int) -> str:
+    """The size whose reset to 1 shrinks the networks most: ``latent_size`` or a modality's ``hidden``."""
+    options = {f"key 'latent_size' ({latent_size})": sum(parameter_counts(modalities, dims, 1).values())}
+    for name, modality in modalities.items():
+        hidden = getattr(modality.options, "hidden", None)
+        if hidden is None:
+            continue
+        small = copy.copy(modality)
+        small.options = modality.options.model_copy(update={"hidden": tuple(1 for _ in hidden)})
+        total = sum(parameter_counts({**modalities, name: small}, dims, latent_size).values())
+        options[f"modality {name!r} key 'hidden' ({list(hidden)})"] = total
+    return min(options, key=options.get)
+
+
 def check_model_memory(
     modalities: Mapping[str, Modality], dims: Mapping[str, int], latent_size: int, device: torch.device,
     where: str = "config",
@@ -98,12 +113,6 @@ def check_model_memory(
     free = available_bytes(device)
     if need <= free:
         return need
-    small = parameter_counts(modalities, dims, 1)
-    if sum(small.values()) * 2 < sum(counts.values()):  # most of it scales with the latent size
-        key = f"key 'latent_size' ({latent_size})"
-    else:
-        name = max(small, key=small.get)
-        hidden = getattr(modalities[name].options, "hidden", None)
-        key = f"modality {name!r} key 'hidden' ({list(hidden) if hidden is not None else '?'})"
+    key = _culprit(modalities, dims, latent_size)
     raise ConfigError(f"{where}: {key}: the networks would need {_gib(need)} to train (parameters, gradients and "
                       f"optimizer state) but {device.type} has {_gib(free)} free; use smaller sizes")

@@ -21,7 +21,7 @@ holds regular expressions, matched case-insensitively against the message).
 * ``accepted``: valid input that must load (float64 features).
 
 A case may inject a fault for the duration of the command (``Workspace.patches``: a full disk, a
-folder that refuses writes); ``marks`` carries an ``xfail`` for a check another change provides.
+folder that refuses writes); ``marks`` holds pytest marks (a skip where CUDA is available).
 
 Every case's ``--out`` folder (or checkpoint folder) is filled beforehand with a ``results.json``;
 the test checks it is byte-identical afterwards.
@@ -142,7 +142,7 @@ class Case:
     kind: str  # data | config | checkpoint | state | results | output | pickle | cli | accepted
     build: Callable[["Workspace"], list[str]]  # writes the input, returns the CLI argv
     expect: tuple[str, ...] = ()  # regexes the error line must match (file, key, what was expected)
-    marks: tuple = ()  # pytest marks (an xfail waiting for a feature, a skip without CUDA)
+    marks: tuple = ()  # pytest marks (a skip where CUDA is available)
 
 
 @dataclass
@@ -674,9 +674,6 @@ def _pair_weights(**weights) -> Callable[[dict], dict]:
     return lambda c: _set(c, "aligner", pair_weights=weights)
 
 
-NEEDS_PAIR_WEIGHT_CHECK = (pytest.mark.xfail(strict=True, reason="needs the engine's pair-weight check"),)
-
-
 def _many_problems(cfg: dict) -> dict:
     return _set(cfg, "aligner", latent_size=-1, seed=-5, device="tpu", reduction="max", training={"epochs": 0})
 
@@ -860,11 +857,11 @@ NEW_CASES: list[Case] = [
     Case("config_many_problems_one_line", "config", _train(_many_problems),
          (r"run\.toml", r"'latent_size'", r"and \d+ more")),
     Case("config_pair_weight_unknown_term", "config", _train(_pair_weights(**{"cross/att->imgg": 0.5})),
-         (r"pair_weights", r"cross/att->imgg"), NEEDS_PAIR_WEIGHT_CHECK),
+         (r"pair_weights", r"cross/att->imgg")),
     Case("config_pair_weight_unknown_family", "config", _train(_pair_weights(**{"crosss/att->img": 0.5})),
-         (r"pair_weights", r"crosss/att->img"), NEEDS_PAIR_WEIGHT_CHECK),
+         (r"pair_weights", r"crosss/att->img")),
     Case("config_pair_weight_unknown_modality", "config", _train(_pair_weights(**{"recon/audio": 2.0})),
-         (r"pair_weights", r"recon/audio"), NEEDS_PAIR_WEIGHT_CHECK),
+         (r"pair_weights", r"recon/audio")),
     Case("config_pair_weight_negative", "config", _train(_pair_weights(**{"cross/att->img": -1.0})),
          (r"run\.toml", r"pair_weights", r"greater than or equal to 0")),
     Case("config_pair_weight_not_number", "config", _train(_pair_weights(**{"cross/att->img": "half"})),
