@@ -25,6 +25,7 @@ from .checkpoint import MODEL, NORMALISERS, check_state, load_tensors, read_conf
 from .config import AlignerConfig, make_config
 from .data import AlignmentData
 from .engine import AlignedVAE
+from .history import read_history, write_history
 from .errors import CheckpointError, ConfigError, DataError, PluginError
 from .modality import Modality
 from .normalise import Normaliser
@@ -312,8 +313,10 @@ class Aligner:
         return body
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint directory (atomic per file; ``config.json`` last)."""
+        """Write a checkpoint directory (atomic per file; ``config.json`` last), with the training
+        history in ``history.json``."""
         model = self._require_model()
+        write_history(path, self.history)  # before config.json, which write_checkpoint writes last
         return write_checkpoint(path, self.describe(), model.state_dict(), self._normaliser_state())
 
     @classmethod
@@ -365,4 +368,5 @@ class Aligner:
                                           f"{tuple(tensor.shape)}, expected ({aligner.dims[name]},)")
             normaliser.load_state(part)
             aligner.normalisers[name] = normaliser
+        aligner.history = read_history(path)
         return aligner
