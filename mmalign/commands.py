@@ -184,9 +184,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     fit_with_callbacks(aligner, data, trackers, progress=not args.no_progress, checkpoint_dir=args.out,
                        checkpoint_every=args.checkpoint_every, resume=args.resume)
     path = aligner.save(args.out)
-    for tracker in trackers:
-        tracker.log_checkpoint(path)
     final = aligner.history[-1].terms["loss"] if aligner.history else float("nan")
+    for tracker in trackers:
+        tracker.log_metrics({"final_loss": final})
+        tracker.log_checkpoint(path)
     print(f"trained {', '.join(aligner.names)} on {data.name} (seed {aligner.config.seed}); final loss {final:.4g}; saved {path}")
     return 0
 

@@ -23,9 +23,14 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .checkpoint import CONFIG, MODEL, NORMALISERS
 from .errors import ConfigError
+from .history import HISTORY
+from .training import Callback
 
 TRACKERS = ("tensorboard", "mlflow")
+#: The files of a checkpoint directory (``Aligner.save``), logged as its artifact.
+CHECKPOINT_FILES = (CONFIG, MODEL, NORMALISERS, HISTORY)
 
 
 def flat_params(config: Any, prefix: str = "") -> dict[str, str]:
@@ -50,8 +55,9 @@ def epoch_scalars(log: Any) -> dict[str, float]:
     return scalars
 
 
-class Tracker:
-    """Shared bookkeeping: parameters given up front plus the training config at the start."""
+class Tracker(Callback):
+    """A training callback that tracks runs: parameters given up front plus the training config
+    at the start, then every epoch; subclasses say where it goes."""
 
     def __init__(self, out: str | Path, params: Mapping[str, Any] | None = None) -> None:
         self.out = Path(out)
@@ -68,15 +74,6 @@ class Tracker:
     @staticmethod
     def _prefix(index: int, logs: Sequence[Any]) -> str:
         return f"run{index}/" if len(logs) > 1 else ""
-
-    def on_train_begin(self, state: Any) -> None:
-        raise NotImplementedError
-
-    def on_epoch_end(self, state: Any, logs: Sequence[Any]) -> None:
-        raise NotImplementedError
-
-    def on_train_end(self, state: Any) -> None:
-        raise NotImplementedError
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         """Final metrics of the last tracked run (``S``, ``U``, ``H``, ``top1``, percent)."""
@@ -202,7 +199,11 @@ class MlflowTracker(Tracker):
             self.client.log_metric(run_id, mlflow_name(f"result/{name}"), float(value))
 
     def log_checkpoint(self, path: str | Path) -> None:
-        self.client.log_artifacts(self._require_run(), str(path), artifact_path="checkpoint")
+        """The checkpoint's own files (the folder may also hold this store and other outputs)."""
+        run_id = self._require_run()
+        for name in CHECKPOINT_FILES:
+            if (Path(path) / name).is_file():
+                self.client.log_artifact(run_id, str(Path(path) / name), artifact_path="checkpoint")
 
 
 def fit_with_callbacks(aligner: Any, data: Any, callbacks: Sequence[Any], **kwargs: Any):

@@ -103,3 +103,33 @@ def test_tracking_uri_without_mlflow_is_refused_at_the_cli(tmp_path, capsys):
     (tmp_path / "cfg.toml").write_text('[data]\ndataset = "CUB"\nsynthetic = true\n')
     code = main(["train", str(tmp_path / "cfg.toml"), "--out", str(tmp_path / "out"), "--tracking-uri", "x"])
     assert code == 2 and "--tracking-uri is for --log mlflow" in capsys.readouterr().err
+
+
+def test_tracking_train_cli_logs_every_epoch_with_its_weights(tmp_path):
+    pytest.importorskip("tensorboard", reason="mmalign[tensorboard] is not installed")
+    pytest.importorskip("mlflow", reason="mmalign[mlflow] is not installed")
+    import malformed
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    folder = malformed.write_dataset(tmp_path / "data")
+    toml = malformed.write_toml(tmp_path / "cfg.toml", malformed.run_config(folder, training={"epochs": 3, "batch_size": 16}))
+    out = tmp_path / "run"
+    assert main(["train", str(toml), "--out", str(out), "--no-progress", "--log", "tensorboard", "--log", "mlflow"]) == 0
+    events = EventAccumulator(str(out / "tensorboard" / "run0")).Reload()
+    assert [s.step for s in events.Scalars("loss/loss")] == [0, 1, 2]
+    assert {"weight/kl", "weight/cross", "weight/align"} <= set(events.Tags()["scalars"])
+    history = json_history(out)
+    assert [s.value for s in events.Scalars("weight/kl")] == pytest.approx([e["weights"]["kl"] for e in history])
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("mmalign").experiment_id])
+    assert run.data.params["aligner.training.epochs"] == "3" and "result/final_loss" in run.data.metrics
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "loss/loss")] == pytest.approx(
+        [e["terms"]["loss"] for e in history])
+    assert "checkpoint/model.safetensors" in [f.path for f in client.list_artifacts(run.info.run_id, "checkpoint")]
+
+
+def json_history(out):
+    import json
+
+    return json.loads((out / "history.json").read_text())["epochs"]
