@@ -23,7 +23,6 @@ from .recipes import load_recipe
 from .records import check_rerun, load_records, write_record
 from .runs import IMAGE, SIDE, DataSpec, RunConfig, default_modalities, load_data
 from .schema import ResultRecord
-from .tracking import fit_with_callbacks
 
 
 @dataclass
@@ -67,7 +66,7 @@ def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
 
 def _train(req: BenchmarkRequest, data, seed: int, split: str, callbacks: Sequence[Any] = ()) -> Aligner:
     aligner = Aligner(default_modalities(req.data.side_info), _aligner_config(req, seed), recipe=req.recipe)
-    fit_with_callbacks(aligner, data, callbacks, split=split, progress=req.progress)
+    aligner.fit(data, split=split, progress=req.progress, callbacks=list(callbacks))
     return aligner
 
 

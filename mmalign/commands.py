@@ -155,7 +155,6 @@ def _check_rerun_flags(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .aligner import Aligner
-    from .tracking import fit_with_callbacks
     from .runs import load_data, read_run_config
 
     run = read_run_config(args.config)
@@ -181,8 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_data(run.data)
     trackers = _trackers(args, Path(args.out), {"aligner": aligner.config, "data": run.data})
     aligner.run_config = run.model_dump(mode="json")
-    fit_with_callbacks(aligner, data, trackers, progress=not args.no_progress, checkpoint_dir=args.out,
-                       checkpoint_every=args.checkpoint_every, resume=args.resume)
+    aligner.fit(data, progress=not args.no_progress, checkpoint_dir=args.out, checkpoint_every=args.checkpoint_every,
+                resume=args.resume, callbacks=trackers)
     path = aligner.save(args.out)
     final = aligner.history[-1].terms["loss"] if aligner.history else float("nan")
     for tracker in trackers:

@@ -18,7 +18,6 @@ benchmark).
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -204,16 +203,6 @@ class MlflowTracker(Tracker):
         for name in CHECKPOINT_FILES:
             if (Path(path) / name).is_file():
                 self.client.log_artifact(run_id, str(Path(path) / name), artifact_path="checkpoint")
-
-
-def fit_with_callbacks(aligner: Any, data: Any, callbacks: Sequence[Any], **kwargs: Any):
-    """``aligner.fit(data, **kwargs)``, passing ``callbacks=`` only when there are any."""
-    if callbacks:
-        if "callbacks" not in inspect.signature(aligner.fit).parameters:
-            raise ConfigError("--log needs a training loop that takes callbacks (Aligner.fit(callbacks=...)); "
-                              "this mmalign's loop does not")
-        kwargs["callbacks"] = list(callbacks)
-    return aligner.fit(data, **kwargs)
 
 
 _EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}

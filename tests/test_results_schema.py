@@ -95,3 +95,8 @@ def test_schema_rejects_fractions_unknown_metrics_and_unknown_keys(tmp_path):
         path.write_text(json.dumps([{**base, **bad}]))
         with pytest.raises(DataError, match=rf"{path}: record 0.*'{key}"):
             load_records(path)
+
+
+def test_schema_published_in_docs_is_the_current_one(capsys):
+    published = json.loads((Path(__file__).parents[1] / "docs" / "results.schema.json").read_text())
+    assert published == published_schema(capsys), "regenerate: mmalign schema results > docs/results.schema.json"
