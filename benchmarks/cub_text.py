@@ -31,16 +31,16 @@ def main() -> None:
     import torch
 
     from mmalign.retrieval.cub_text import run_cub_text
-    from mmalign.retrieval.report import render
+    from mmalign.tables import print_results
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = run_cub_text(
+    records = run_cub_text(
         seeds=range(args.seeds), epochs=args.epochs, modalities=args.modalities.split(","), out=args.out,
         text_mode=args.text_mode, sentences=args.sentences, baselines=[b for b in args.baselines.split(",") if b],
         device=args.device, recompute=args.recompute, progress=not args.no_progress,
     )
-    print(render(result))
+    print_results(records, Path(args.out) / "results.json")
 
 
 if __name__ == "__main__":

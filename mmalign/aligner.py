@@ -26,8 +26,9 @@ from .checkpoint import MODEL, NORMALISERS, check_finite, check_state, load_tens
 from .config import AlignerConfig, make_config
 from .data import AlignmentData
 from .engine import AlignedVAE
-from .memory import check_model_memory
 from .errors import CheckpointError, ConfigError, DataError, MmalignError, PluginError
+from .history import read_history, write_history
+from .memory import check_model_memory
 from .modality import Modality, format_validation_error
 from .normalise import Normaliser
 from .plugins import ModalityCatalog, get_catalog
@@ -317,8 +318,10 @@ class Aligner:
         return body
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint directory (atomic per file; ``config.json`` last)."""
+        """Write a checkpoint directory (atomic per file; ``config.json`` last), with the training
+        history in ``history.json``."""
         model = self._require_model()
+        write_history(path, self.history)  # before config.json, which write_checkpoint writes last
         return write_checkpoint(path, self.describe(), model.state_dict(), self._normaliser_state())
 
     @classmethod
@@ -381,4 +384,5 @@ class Aligner:
             except CheckpointError as exc:
                 raise CheckpointError(f"{path / NORMALISERS}: modality {name!r}: {exc}") from None
             aligner.normalisers[name] = normaliser
+        aligner.history = read_history(path)
         return aligner

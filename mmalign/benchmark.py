@@ -2,35 +2,36 @@
 
 One VAE is trained per seed (few-shot images are moved only for the classifier, so the VAE never
 sees them and one VAE serves every shot count); each (setting, shots) is then evaluated and its
-record appended to ``<out>/results.json`` as soon as it finishes.
+record (:class:`~mmalign.schema.ResultRecord`) appended to ``<out>/results.json`` as soon as it
+finishes. ``save_models`` also keeps each seed's checkpoint in ``<out>/models/seed<N>`` (for
+``mmalign report``'s latent map).
 """
 
 from __future__ import annotations
 
-import hashlib
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
-from . import __version__
 from .aligner import Aligner
 from .errors import ConfigError
+from .evaluation_record import evaluation_record
 from .memory import check_model_memory
 from .outputs import check_not_input, check_output_dir, saved_or_rescued
 from .preflight import check_evaluations, data_dims, data_files
-from .recipes import load_recipe, load_references
-from .results import append_result, config_hash, done_keys, read_results, run_key
-from .runs import IMAGE, SIDE, DataSpec, default_modalities, load_data
+from .recipes import load_recipe
+from .records import check_rerun, load_records, write_record
+from .runs import IMAGE, SIDE, DataSpec, RunConfig, default_modalities, load_data
+from .schema import ResultRecord
 
 
 @dataclass
 class BenchmarkRequest:
-    """What ``mmalign benchmark`` runs. ``epochs=None`` keeps the recipe's 100."""
+    """What ``mmalign benchmark`` runs. ``epochs=None`` keeps the recipe's 100; ``resume`` skips
+    and ``force`` replaces records already in ``out``; ``callbacks`` are passed to training."""
 
     dataset: str
     data: DataSpec
@@ -44,6 +45,7 @@ class BenchmarkRequest:
     reparameterization: str | None = None
     out: Path = Path("runs/benchmark")
     resume: bool = False
+    force: bool = False
     progress: bool = True
     engine: str = "auto"
     precision: str = "fp32"
@@ -51,6 +53,8 @@ class BenchmarkRequest:
     stack_seeds: bool | None = None
     max_classifier_epochs: int = 100
     classifier_epochs: int | None = None
+    save_models: bool = False
+    callbacks: Sequence[Any] = ()
 
 
 def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
@@ -63,14 +67,17 @@ def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
     return cfg
 
 
-def _train(req: BenchmarkRequest, data, seed: int, split: str) -> Aligner:
+def _train(req: BenchmarkRequest, data, seed: int, split: str, callbacks: Sequence[Any] = ()) -> Aligner:
     aligner = Aligner(default_modalities(req.data.side_info), _aligner_config(req, seed), recipe=req.recipe)
-    aligner.fit(data, split=split, progress=req.progress)
+    aligner.fit(data, split=split, progress=req.progress, callbacks=list(callbacks))
     return aligner
 
 
-def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run every (seed, shots) of the request; returns this invocation's records (resumed ones too)."""
+def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> list[ResultRecord]:
+    """Run every (seed, shots) of the request; returns this invocation's records (resumed ones too).
+
+    A (config, seed) already in ``<out>/results.json`` is refused before anything runs, unless
+    ``req.resume`` (it is skipped) or ``req.force`` (it is run again and its record replaced)."""
     from .protocols.evaluate import evaluate
     from .protocols.policies import validation_view
 
@@ -84,50 +91,62 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
         raise ConfigError("--stack-seeds needs --engine auto")
     load_recipe(req.recipe)
     results_path = Path(req.out) / "results.json"
-    existing = read_results(results_path)
     check_output_dir(req.out, writes=("results.json",))
+    existing = load_records(results_path)
+    plan = {(seed, shots): check_rerun(existing, _key_fields(req, seed, shots), results_path, req.resume, req.force)
+            for seed in req.seeds for shots in req.shots}
     data = load_data(req.data)
     _preflight(req, data)
-    done = done_keys(existing) if req.resume else set()
-    records: list[dict[str, Any]] = []
-    plan: list[tuple[int, list[int]]] = []  # (seed, shot counts still to run)
+    records: list[ResultRecord] = []
+    todo_by_seed: list[tuple[int, list[int]]] = []  # (seed, shot counts still to run)
     for seed in req.seeds:
         todo = []
         for shots in req.shots:
-            probe = _base_record(req, data, seed, shots, aligner=None)
-            if run_key(probe) in done:
-                records.extend(r for r in existing if run_key(r) == run_key(probe))
+            if plan[(seed, shots)] is not None:
+                records.append(plan[(seed, shots)])
                 log(f"resume: seed {seed}, {shots} shots already in {results_path}; skipped")
             else:
                 todo.append(shots)
         if todo:
-            plan.append((seed, todo))
-    stacked = _stacked_vaes(req, data, [seed for seed, _ in plan]) if _stack(req, len(plan)) else {}
-    for seed, todo in plan:
+            todo_by_seed.append((seed, todo))
+    stacked = _stacked_vaes(req, data, [seed for seed, _ in todo_by_seed]) if _stack(req, len(todo_by_seed)) else {}
+    for seed, todo in todo_by_seed:
         if seed in stacked:
             aligner, vae_seconds = stacked[seed]
         else:
             started = time.perf_counter()
-            aligner = _train(req, data, seed, "trainval")
+            aligner = _train(req, data, seed, "trainval", req.callbacks)
             vae_seconds = time.perf_counter() - started
         selector, selection_data = None, None
         if req.policy == "val":  # a second VAE, trained on the training classes only
             selection_data = validation_view(data, seed=seed)
             selector = _train(req, selection_data, seed, "trainval")
         for shots in todo:
-            record = _base_record(req, data, seed, shots, aligner)
             result = evaluate(
                 aligner, data, setting=req.setting, shots=shots, image=IMAGE, side=SIDE, policy=req.policy,
                 seed=seed, dataset_name=req.dataset, epochs=req.classifier_epochs, selection_aligner=selector,
                 selection_data=selection_data, max_epochs=req.max_classifier_epochs,
             )
-            record.update(_metrics(result))
-            record["seconds"] = {"vae": round(vae_seconds, 3), **{k: round(v, 3) for k, v in result["seconds"].items()}}
-            record["seeds_stacked"] = len(stacked) if seed in stacked else 1
-            saved_or_rescued(results_path.parent, "results", lambda folder: append_result(folder / "results.json", record),
+            record = evaluation_record(
+                "benchmark", result, aligner, data, _key_fields(req, seed, shots),
+                seconds={"vae": vae_seconds, **result["seconds"]},
+                details={"recipe": req.recipe, "data_name": data.name, "warnings": list(data.meta.get("warnings", [])),
+                         "seeds_stacked": len(stacked) if seed in stacked else 1},
+            )
+            saved_or_rescued(results_path.parent, "results",
+                             lambda folder: write_record(folder / "results.json", record, replace=req.force),
                              "the record of this run")
             records.append(record)
             log(_one_line(record))
+            for tracker in req.callbacks:
+                if hasattr(tracker, "log_metrics"):
+                    tracker.log_metrics({f"{req.setting}_{shots}shots/{k}": v for k, v in record.metrics.items()})
+        if req.save_models:
+            aligner.run_config = RunConfig(data=req.data, aligner=_aligner_config(req, seed)).model_dump(mode="json")
+            saved = aligner.save(Path(req.out) / "models" / f"seed{seed}")
+            for tracker in req.callbacks:
+                if hasattr(tracker, "log_checkpoint"):
+                    tracker.log_checkpoint(saved)
     return records
 
 
@@ -148,7 +167,7 @@ def _stacked_vaes(req: BenchmarkRequest, data, seeds: list[int]) -> dict[int, tu
     """Every seed's VAE trained together; each gets an equal share of the wall time."""
     started = time.perf_counter()
     template = Aligner(default_modalities(req.data.side_info), _aligner_config(req, seeds[0]), recipe=req.recipe)
-    fitted = template.fit_seeds(data, seeds, progress=req.progress)
+    fitted = template.fit_seeds(data, seeds, progress=req.progress, callbacks=list(req.callbacks))
     share = (time.perf_counter() - started) / len(seeds)
     return {seed: (one, share) for seed, one in zip(seeds, fitted)}
 
@@ -180,37 +199,6 @@ def _preflight(req: BenchmarkRequest, data) -> None:
                       req.dataset, req.recipe, req.max_classifier_epochs)
 
 
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU model and core count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} ({torch.get_num_threads()} threads)"
-
-
-def file_hashes(data) -> dict[str, str]:
-    """sha256 of every file the data was read from."""
-    files = data.meta.get("files", {})
-    return {name: info["sha256"] for name, info in files.items() if isinstance(info, dict) and "sha256" in info}
-
-
-def array_hash(data) -> str:
-    """sha256 of the labels, splits and feature arrays (for generated data, which has no files)."""
-    h = hashlib.sha256()
-    for arr in [data.labels, *(data.splits[k] for k in sorted(data.splits)),
-                *(data.sample_features[k] for k in sorted(data.sample_features)),
-                *(data.class_features[k] for k in sorted(data.class_features))]:
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
 def _check_shots(data, shots: list[int]) -> None:
     """Every unseen class must keep at least one test image after moving ``k`` shots."""
     if not shots or max(shots) == 0:
@@ -226,83 +214,20 @@ def _check_shots(data, shots: list[int]) -> None:
         )
 
 
-def _base_record(req: BenchmarkRequest, data, seed: int, shots: int, aligner: Aligner | None) -> dict[str, Any]:
-    epochs = req.epochs if req.epochs is not None else load_recipe(req.recipe).training.epochs
-    reparam = req.reparameterization or load_recipe(req.recipe).reparameterization
-    record: dict[str, Any] = {
-        "dataset": req.dataset.upper(), "setting": req.setting, "shots": shots, "seed": seed,
-        "side_info": req.data.side_info, "reparameterization": reparam, "policy": req.policy,
-        "epochs_vae": epochs, "synthetic": req.data.synthetic, "engine": req.engine, "precision": req.precision,
+
+def _key_fields(req: BenchmarkRequest, seed: int, shots: int) -> dict[str, Any]:
+    """The fields that identify one benchmark record (all known before training)."""
+    recipe = load_recipe(req.recipe)
+    return {
+        "command": "benchmark", "dataset": req.dataset.upper(), "setting": req.setting, "shots": shots, "seed": seed,
+        "side_info": req.data.side_info, "modalities": [IMAGE, SIDE], "method": "aligner",
+        "reparameterization": req.reparameterization or recipe.reparameterization, "policy": req.policy,
+        "epochs_vae": req.epochs if req.epochs is not None else recipe.training.epochs,
+        "synthetic": req.data.synthetic, "engine": req.engine, "precision": req.precision,
     }
-    if aligner is not None:
-        cfg = aligner.config.model_dump(mode="json")
-        record.update({
-            "recipe": req.recipe,
-            "device": str(aligner.device),
-            "device_name": device_name(aligner.device),
-            "config_hash": config_hash({"aligner": cfg, "modalities": [m.describe() for m in aligner.modalities.values()]}),
-            "data_hashes": file_hashes(data) or {"arrays": array_hash(data)},
-            "data_name": data.name,
-            "warnings": list(data.meta.get("warnings", [])),
-            "mmalign_version": __version__,
-            "torch_version": torch.__version__,
-        })
-    return record
 
 
-def _metrics(result: dict[str, Any]) -> dict[str, Any]:
-    keep = ("S", "U", "H", "top1", "classifier_epochs", "selected_on", "selection", "classifier", "train_latents")
-    return {k: result[k] for k in keep if k in result}
-
-
-def _one_line(r: dict[str, Any]) -> str:
-    if r["setting"] == "gzsl":
-        score = f"U {r['U']:.1f}  S {r['S']:.1f}  H {r['H']:.1f}"
-    else:
-        score = f"top-1 {r['top1']:.1f}"
-    secs = sum(r["seconds"].values())
-    return f"{r['dataset']} {r['setting']} shots={r['shots']} seed={r['seed']}: {score}  ({secs:.0f} s)"
-
-
-def summary_table(records: list[dict[str, Any]]) -> str:
-    """mean +- std over seeds per (setting, shots), beside the paper's number and pass/fail."""
-    refs = load_references()
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r["dataset"], r["setting"], r["shots"], r["side_info"], r["synthetic"]), []).append(r)
-    lines = []
-    header = f"{'dataset':8} {'setting':7} {'shots':>5} {'seeds':>5}  {'metric':6} {'mmalign':>14}  {'paper':>6}  result"
-    lines += [header, "-" * len(header)]
-    for (ds, setting, shots, side, synthetic), rs in sorted(groups.items()):
-        ref = refs.find(ds, setting, shots, side)
-        metrics = ("U", "S", "H") if setting == "gzsl" else ("top1",)
-        for m in metrics:
-            values = np.array([r[m] for r in rs], dtype=float)
-            mean, std = values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0)
-            paper = getattr(ref, m, None) if ref is not None else None
-            if synthetic:
-                verdict = "n/a (synthetic data)"
-            elif paper is None:
-                verdict = "no reference"
-            else:
-                verdict = "pass" if abs(mean - paper) <= refs.tolerance else f"FAIL (|diff| > {refs.tolerance})"
-            paper_s = f"{paper:6.1f}" if paper is not None else "     -"
-            lines.append(f"{ds:8} {setting:7} {shots:>5} {len(rs):>5}  {m:6} {mean:7.2f} +- {std:4.2f}  {paper_s}  {verdict}")
-    return "\n".join(lines)
-
-
-def phase_times(records: list[dict[str, Any]]) -> str:
-    """Mean wall seconds per phase (VAE training, latent sampling, classifier, ...) over the runs,
-    per device and engine; the phases are those the records hold, in their order."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r.get("device_name", r.get("device", "?")), r.get("engine", "auto"),
-                           r.get("precision", "fp32")), []).append(r)
-    lines = ["wall seconds per phase (mean over runs)"]
-    for (device, engine, precision), rs in groups.items():
-        phases = list(dict.fromkeys(k for r in rs for k in r.get("seconds", {})))
-        means = ", ".join(f"{k} {np.mean([r['seconds'].get(k, 0.0) for r in rs]):.1f}" for k in phases)
-        total = np.mean([sum(r.get("seconds", {}).values()) for r in rs])
-        lines.append(f"  {device}, engine {engine} {precision}, {len(rs)} run(s): {means}; total {total:.1f}")
-    return "\n".join(lines)
-
+def _one_line(r: ResultRecord) -> str:
+    m = r.metrics
+    score = f"U {m['U']:.1f}  S {m['S']:.1f}  H {m['H']:.1f}" if r.setting == "gzsl" else f"top-1 {m['top1']:.1f}"
+    return f"{r.dataset} {r.setting} shots={r.shots} seed={r.seed}: {score}  ({sum(r.seconds.values()):.0f} s)"

@@ -34,6 +34,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                         "reference on this device; reference = the plain PyTorch loop")
     p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast of the matrix products (engine auto)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_tracking_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint (GZSL/ZSL, few-shot) on the data it was trained for")
@@ -45,6 +46,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                    help="classifier epochs: the recipe's table (fixed), or selected on test (reported as such)")
     p.add_argument("--data-dir", help="override the data root recorded in the checkpoint")
     p.add_argument("--device", help="auto, cpu, cuda")
+    add_rerun_arguments(p, "CHECKPOINT/results.json")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("benchmark", help="reproduce CADA-VAE on a benchmark and compare with the paper")
@@ -82,9 +84,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", default="cada_vae", help="recipe in registry/recipes")
     p.add_argument("--reparameterization", choices=("cada2019", "standard"), help="override the recipe's mode")
     p.add_argument("--out", default="runs/benchmark", help="folder for results.json")
-    p.add_argument("--resume", action="store_true", help="skip runs already recorded in OUT/results.json")
+    add_rerun_arguments(p, "OUT/results.json")
+    p.add_argument("--save-models", action="store_true",
+                   help="keep each seed's checkpoint in OUT/models/seed<N> (for the latent map of 'mmalign report')")
     p.add_argument("--skip-card-check", action="store_true", help="run on files that differ from the data set card")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_tracking_arguments(p)
     g = p.add_argument_group("cub-text only")
     g.add_argument("--modalities", nargs="+", choices=CUB_TEXT_MODALITIES, metavar="M",
                    help="modalities to align, at least two of att, sent, wiki (default: all three)")
@@ -94,6 +99,20 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                    help="Wikipedia sentence vectors: re-encode when the MiniLM model is installed (auto), the "
                         "shipped ones, or always re-encode (default auto)")
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a file mmalign writes")
+    p.add_argument("what", choices=("results",), help="results: results.json of benchmark, eval and cub-text")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("report", help="turn run folders into one HTML page with figures (needs mmalign[report])")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="a checkpoint (mmalign train), or a folder with results.json (benchmark, eval, cub-text)")
+    p.add_argument("--out", default="report", help="folder for index.html and the PNGs (default report/)")
+    p.add_argument("--data-dir", help="data root for the latent map (default: the one the checkpoint recorded)")
+    p.add_argument("--max-points", type=int, default=1500, metavar="N",
+                   help="most test images in the latent map (default 1500; t-SNE time grows with N)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and t-SNE")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("data", help="fetch benchmark data")
     data_sub = p.add_subparsers(dest="data_command", required=True)
@@ -109,6 +128,29 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     d.add_argument("src", help="the pickle file")
     d.add_argument("dst", help="the .safetensors file to write (atomically)")
     d.set_defaults(func=cmd_data_convert_pickle)
+
+
+def add_rerun_arguments(p: argparse.ArgumentParser, where: str) -> None:
+    p.add_argument("--resume", action="store_true", help=f"skip runs already recorded in {where}")
+    p.add_argument("--force", action="store_true", help=f"run again and replace records already in {where}")
+
+
+def add_tracking_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log", choices=("tensorboard", "mlflow"), action="append", default=[],
+                   help="track training: tensorboard (mmalign[tensorboard]) or mlflow (mmalign[mlflow]); repeatable")
+    p.add_argument("--tracking-uri", help="mlflow tracking URI (default: a local store in the output folder)")
+
+
+def _trackers(args: argparse.Namespace, out: Path, params: dict) -> list:
+    """The tracking callbacks ``--log`` asks for (checked before any training starts)."""
+    from .tracking import make_trackers
+
+    return make_trackers(args.log, out, tracking_uri=args.tracking_uri, params=params)
+
+
+def _check_rerun_flags(args: argparse.Namespace) -> None:
+    if args.resume and args.force:
+        raise ConfigError("--resume keeps recorded runs and --force replaces them; pass only one")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -157,11 +199,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .determinism import enable_determinism
 
         enable_determinism()
-    aligner.fit(data, progress=not args.no_progress, checkpoint_dir=args.out,
-                checkpoint_every=args.checkpoint_every, resume=args.resume)
+    trackers = _trackers(args, Path(args.out), {"aligner": aligner.config, "data": run.data})
     aligner.run_config = run.model_dump(mode="json")
+    aligner.fit(data, progress=not args.no_progress, checkpoint_dir=args.out, checkpoint_every=args.checkpoint_every,
+                resume=args.resume, callbacks=trackers)
     path = saved_or_rescued(Path(args.out), "checkpoint", aligner.save, "the trained model")
     final = aligner.history[-1].terms["loss"] if aligner.history else float("nan")
+    for tracker in trackers:
+        tracker.log_metrics({"final_loss": final})
+        tracker.log_checkpoint(path)
     print(f"trained {', '.join(aligner.names)} on {data.name} (seed {aligner.config.seed}); final loss {final:.4g}; saved {path}")
     return 0
 
@@ -169,12 +215,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .aligner import Aligner
     from .checkpoint import read_config
+    from .evaluation_record import evaluation_record
     from .outputs import check_output_dir, saved_or_rescued
     from .preflight import check_evaluations, data_files
     from .protocols.evaluate import evaluate
-    from .results import append_result, read_results
+    from .records import check_rerun, load_records, write_record
     from .runs import IMAGE, SIDE, load_data, parse_run_config
+    from .tables import print_results
 
+    _check_rerun_flags(args)
     cfg = read_config(args.checkpoint)
     if "run" not in cfg:
         raise ConfigError(f"{args.checkpoint}/config.json: no 'run' section (which data it was trained on); "
@@ -183,30 +232,50 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.data_dir:
         run.data.data_dir = args.data_dir
     results_path = Path(args.checkpoint) / "results.json"
-    read_results(results_path)  # a corrupt results file is refused before any work
+    existing = load_records(results_path)  # a corrupt results file is refused before any work
     aligner = Aligner.load(args.checkpoint, device=args.device)
     names = aligner.names
     image = IMAGE if IMAGE in names else names[0]
     side = SIDE if SIDE in names else names[1]
-    data = load_data(run.data)
     seed = aligner.config.seed if args.seed is None else args.seed
+    path = results_path
+    training = aligner.config.training
+
+    def key(shots: int) -> dict:
+        return {"command": "eval", "dataset": Path(run.data.dataset).name.upper(), "setting": args.setting, "shots": shots, "seed": seed,
+                "side_info": run.data.side_info, "modalities": [image, side], "method": "aligner",
+                "reparameterization": aligner.config.reparameterization, "policy": args.policy,
+                "epochs_vae": training.epochs, "synthetic": run.data.synthetic,
+                "engine": getattr(training, "engine", None), "precision": getattr(training, "precision", None)}
+
+    plan = {shots: check_rerun(existing, key(shots), path, args.resume, args.force) for shots in args.shots}
+    data = load_data(run.data)
     check_evaluations(data, args.setting, args.shots, [seed], args.policy, run.data.dataset)
     check_output_dir(args.checkpoint, option="checkpoint", writes=("results.json",), inputs=data_files(data))
+    records = []
     for shots in args.shots:
+        if plan[shots] is not None:
+            print(f"resume: {args.setting}, {shots} shots, seed {seed} already in {path}; skipped")
+            records.append(plan[shots])
+            continue
         result = evaluate(aligner, data, setting=args.setting, shots=shots, image=image, side=side,
                           policy=args.policy, seed=seed, dataset_name=run.data.dataset)
-        record = {"checkpoint": str(args.checkpoint), "dataset": run.data.dataset, **result}
-        saved_or_rescued(results_path.parent, "results", lambda folder: append_result(folder / "results.json", record),
+        record = evaluation_record("eval", result, aligner, data, key(shots), seconds=result["seconds"],
+                                   details={"checkpoint": str(args.checkpoint)})
+        saved_or_rescued(path.parent, "results", lambda folder: write_record(folder / "results.json", record, replace=args.force),
                          "the record of this evaluation")
-        print(json.dumps({k: v for k, v in record.items() if k in ("setting", "shots", "seed", "S", "U", "H", "top1", "policy", "classifier_epochs")}))
+        records.append(record)
+    print_results(records, path)
     return 0
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import BenchmarkRequest, phase_times, run_benchmark, summary_table
+    from .benchmark import BenchmarkRequest, run_benchmark
     from .runs import DataSpec
+    from .tables import print_results
 
     limit_threads(args.threads)
+    _check_rerun_flags(args)
     if args.dataset == "cub-text":
         return cmd_benchmark_cub_text(args)
     given = [flag for flag, value in (("--modalities", args.modalities), ("--baselines", args.baselines),
@@ -247,41 +316,57 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         setting=args.setting, shots=list(args.shots), seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
         epochs=args.epochs, device=args.device, policy=policy, recipe=args.recipe,
         classifier_epochs=args.classifier_epochs, max_classifier_epochs=args.max_classifier_epochs,
-        reparameterization=args.reparameterization, out=Path(args.out), resume=args.resume,
-        engine=args.engine, precision=args.precision, stack_seeds=args.stack_seeds,
+        reparameterization=args.reparameterization, out=Path(args.out), resume=args.resume, force=args.force,
+        engine=args.engine, precision=args.precision, stack_seeds=args.stack_seeds, save_models=args.save_models,
         progress=not args.no_progress,
+        callbacks=_trackers(args, Path(args.out), {"benchmark": args.dataset, "data": spec, "setting": args.setting,
+                                                   "policy": policy, "recipe": args.recipe}),
     )
     records = run_benchmark(req, log=lambda line: print(line, flush=True))
-    if records:
-        print()
-        print(summary_table(records))
-        print()
-        print(phase_times(records))
-    print(f"\nresults: {Path(args.out) / 'results.json'}")
+    print_results(records, Path(args.out) / "results.json")
     return 0
 
 
 def cmd_benchmark_cub_text(args: argparse.Namespace) -> int:
     """Zero-shot cross-modal retrieval among the real CUB classes (see mmalign.retrieval)."""
-    from .outputs import check_output_dir, saved_or_rescued
+    from .outputs import check_output_dir
     from .retrieval.cub_text import run_cub_text
-    from .retrieval.report import check_previous_report, render, write_report
+    from .tables import print_results
 
+    if args.log:
+        raise ConfigError("--log tracks 'mmalign train' and the xlsa17 benchmarks; cub-text trains many small "
+                          "aligners and does not support it")
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
     check_output_dir(args.out, writes=("results.json", "table.md"))
-    check_previous_report(Path(args.out) / "results.json")
     given = {"epochs": args.epochs, "modalities": args.modalities, "baselines": args.baselines}
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
     device = "cpu" if args.device == "auto" and not _cuda() else ("cuda" if args.device == "auto" else args.device)
-    result = run_cub_text(seeds=range(args.first_seed, args.first_seed + args.seeds), out=None,
-                          device=device, progress=not args.no_progress,
-                          recompute=_TEXT_VECTORS[args.text_vectors or "auto"], **kwargs)
-    saved_or_rescued(Path(args.out), "cub-text", lambda folder: write_report(folder, result), "the report")
-    print(render(result))
-    print(f"\nresults: {Path(args.out) / 'results.json'}")
+    records = run_cub_text(seeds=range(args.first_seed, args.first_seed + args.seeds), out=Path(args.out),
+                           device=device, progress=not args.no_progress, resume=args.resume, force=args.force,
+                           recompute=_TEXT_VECTORS[args.text_vectors or "auto"], **kwargs)
+    print_results(records, Path(args.out) / "results.json")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import results_json_schema
+
+    print(json.dumps(results_json_schema(), indent=2))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import make_report
+
+    limit_threads(args.threads)
+    if args.max_points < 10:
+        raise ConfigError(f"--max-points must be at least 10, got {args.max_points}")
+    page = make_report([Path(r) for r in args.runs], Path(args.out), data_dir=args.data_dir,
+                       max_points=args.max_points, log=lambda line: print(line, file=sys.stderr))
+    print(f"report: {page}")
     return 0
 
 

@@ -13,20 +13,19 @@ with a message naming the file, the record and the key; it is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable
 
 from filelock import FileLock, Timeout
 
 from .atomic import write_json_atomic
 from .errors import DataError, OutputError
 
-#: Fields that identify a run: a record with the same values is not run again on ``--resume``.
-RUN_KEY = ("dataset", "setting", "shots", "seed", "side_info", "reparameterization", "policy", "epochs_vae", "synthetic",
-           "engine", "precision")
 
 #: Seconds a writer waits for another writer's lock before giving up (default 600).
 LOCK_TIMEOUT = 600.0
@@ -100,15 +99,23 @@ def results_lock(path: str | Path) -> FileLock:
 def append_result(path: str | Path, record: dict[str, Any]) -> None:
     """Add ``record`` to ``path`` (created with its folder if missing), safe against concurrent
     writers. A record with a wrongly-typed or non-finite known field is refused (nothing written)."""
+    update_results(path, lambda records: [*records, record])
+
+
+def update_results(path: str | Path, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+                   locked: bool = False) -> None:
+    """Read ``path``'s records, replace them by ``change(records)`` and write the file atomically,
+    all under :func:`results_lock` (``locked=True``: the caller already holds it). Every record
+    written is checked first: a wrong result is refused and nothing is written."""
     path = Path(path)
-    problem = record_problem(record)
-    if problem:
-        raise DataError(f"{path}: refusing to record a wrong result: {problem}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with results_lock(path):
-            records = read_results(path)
-            records.append(record)
+        with (contextlib.nullcontext() if locked else results_lock(path)):
+            records = change(read_results(path))
+            for record in records:
+                problem = record_problem(record)
+                if problem:
+                    raise DataError(f"{path}: refusing to record a wrong result: {problem}")
             write_json_atomic(path, records)
     except Timeout:
         raise OutputError(f"{path}: another process has held its lock for {LOCK_TIMEOUT:.0f} s; nothing was written") from None
@@ -116,14 +123,6 @@ def append_result(path: str | Path, record: dict[str, Any]) -> None:
         raise
     except OSError as exc:
         raise OutputError(f"{path}: cannot be written ({exc.strerror or exc}); the previous file is unchanged") from None
-
-
-def run_key(record: dict[str, Any]) -> tuple:
-    return tuple(json.dumps(record.get(k), sort_keys=True) for k in RUN_KEY)
-
-
-def done_keys(records: Iterable[dict[str, Any]]) -> set[tuple]:
-    return {run_key(r) for r in records}
 
 
 def config_hash(obj: Any) -> str:

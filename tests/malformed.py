@@ -915,8 +915,8 @@ NEW_CASES: list[Case] = [
          (r"checkpoint", r"cannot be written", r"permission denied")),
     Case("cub_text_out_is_a_file", "output", _cub_text(out=lambda ws: _guarded_file(ws, "report")),
          (r"--out", r"report", r"is a file")),
-    Case("cub_text_out_holds_other_results", "results", _cub_text(results=json.dumps(PRIOR_RESULTS)),
-         (r"results\.json", r"other results", r"not overwritten")),
+    Case("cub_text_out_holds_a_corrupt_results_file", "results", _cub_text(results="[{\"seed\": 0,"),
+         (r"results\.json", r"not a valid results file")),
     # --- every requested run checked before the first one starts --------------------------------------
     Case("benchmark_second_shots_too_many", "cli", _bench("--shots", "0", str(PER_CLASS), "--policy", "test"),
          (rf"--shots {PER_CLASS}", r"only", r"test images")),
@@ -974,7 +974,7 @@ NEW_CASES: list[Case] = [
     # --- results files: refused clearly, never overwritten ---------------------------------------------
     Case("eval_results_corrupt", "results", _eval(results='[{"dataset": "CUB", "S": 1.0},\n{"data'),
          (r"results\.json", r"not a valid results file", r"not overwritten")),
-    Case("eval_results_object", "results", _eval(results='{"meta": {}, "records": []}'),
+    Case("eval_results_object", "results", _eval(results='{"runs": [], "note": "not a results file"}'),
          (r"results\.json", r"JSON list of records", r"dict")),
     Case("eval_results_record_not_object", "results", _eval(results="[1, 2]"),
          (r"results\.json", r"record 0", r"object")),
@@ -986,7 +986,7 @@ NEW_CASES: list[Case] = [
          _eval(mutate=lambda ck: ((ck / "results.json").unlink(), (ck / "results.json").mkdir(),
                                   (ck / "results.json" / "keep").write_text("x"))),
          (r"results\.json", r"cannot be read")),
-    Case("benchmark_results_object", "results", _bench(results='{"meta": {}, "records": [], "summary": []}'),
+    Case("benchmark_results_object", "results", _bench(results='{"records": 3}'),
          (r"results\.json", r"JSON list of records")),
     Case("benchmark_results_seed_text", "results", _bench(results=_record(seed="zero")),
          (r"results\.json", r"'seed'", r"integer")),

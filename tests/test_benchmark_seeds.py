@@ -20,13 +20,13 @@ def request(tmp_path, out, **kw):
 def test_benchmark_stacked_seeds_equal_separate_runs(tmp_path):
     stacked = run_benchmark(request(tmp_path, "stacked", stack_seeds=True), log=lambda line: None)
     separate = run_benchmark(request(tmp_path, "separate", stack_seeds=False), log=lambda line: None)
-    assert [r["seed"] for r in stacked] == [r["seed"] for r in separate] == [0, 1, 2]
-    assert [r["seeds_stacked"] for r in stacked] == [3, 3, 3]
-    assert [r["seeds_stacked"] for r in separate] == [1, 1, 1]
+    assert [r.seed for r in stacked] == [r.seed for r in separate] == [0, 1, 2]
+    assert [r.details["seeds_stacked"] for r in stacked] == [3, 3, 3]
+    assert [r.details["seeds_stacked"] for r in separate] == [1, 1, 1]
     for a, b in zip(stacked, separate):
         for metric in ("S", "U", "H"):
-            assert a[metric] == pytest.approx(b[metric], abs=1e-6), (a["seed"], metric)
-    assert len({(r["S"], r["U"]) for r in stacked}) > 1  # the seeds are different runs
+            assert a.metrics[metric] == pytest.approx(b.metrics[metric], abs=1e-6), (a.seed, metric)
+    assert len({(r.metrics["S"], r.metrics["U"]) for r in stacked}) > 1  # the seeds are different runs
 
 
 def test_benchmark_stacked_seeds_need_engine_auto(tmp_path):

@@ -47,7 +47,24 @@ def test_checkpoint_config_records_plugins_versions_and_full_config(trained):
     img = cfg["modalities"][0]
     assert img["plugin"] == "mmalign_plugins.image_features" and img["plugin_version"] == mmalign.__version__
     assert img["dim"] == 40 and img["options"]["normaliser"] == "minmax"
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "normalisers.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "history.json", "model.safetensors",
+                                                      "normalisers.safetensors"]
+
+
+def test_checkpoint_keeps_the_training_history(trained, tmp_path):
+    aligner, _, path = trained
+    loaded = mmalign.Aligner.load(path)
+    assert len(aligner.history) == aligner.config.training.epochs
+    assert [(h.epoch, h.terms, h.seconds) for h in loaded.history] == [(h.epoch, h.terms, h.seconds) for h in aligner.history]
+    assert [getattr(h, "weights", {}) for h in loaded.history] == [getattr(h, "weights", {}) for h in aligner.history]
+    saved = json.loads((path / "history.json").read_text())["epochs"]
+    assert [set(e) for e in saved] == [{"epoch", "terms", "weights", "seconds"}] * len(aligner.history)
+    dst = _copy(path, tmp_path)
+    (dst / "history.json").write_text('{"epochs": [{"epoch": 0}]}')
+    with pytest.raises(CheckpointError, match=r"history\.json: not a valid history file"):
+        mmalign.Aligner.load(dst)
+    (dst / "history.json").unlink()  # a checkpoint of mmalign 0.1.0 has none
+    assert mmalign.Aligner.load(dst).history == []
 
 
 def _copy(path, tmp_path):

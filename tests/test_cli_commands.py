@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from mmalign.cli import main
 from mmalign.datasets import load_class_level, load_dataset
 from mmalign.datasets.matfile import write_mat
 from mmalign.protocols import evaluate
+from mmalign.records import load_records
 from mmalign.runs import DataSpec, load_data
 from conftest import REAL_DATA
 from loopback import LoopbackServer, zip_bytes
@@ -35,36 +37,45 @@ def checkpoint(tmp_path_factory) -> tuple[Path, Path]:
     return root / "ckpt", folder
 
 
+def table_rows(stdout: str) -> dict[tuple[str, str], str]:
+    """The printed table's rows by (shots, metric): the mean column."""
+    rows = [re.split(r"\s{2,}", line.strip()) for line in stdout.splitlines() if "aligner" in line]
+    return {(cells[2], cells[6]): cells[7] for cells in rows}
+
+
 def test_cli_eval_records_each_shot_as_the_library_scores_it(checkpoint, capsys):
     ckpt, folder = checkpoint
     capsys.readouterr()
     assert main(["eval", str(ckpt), "--policy", "test", "--shots", "0", "2"]) == 0
-    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    printed = table_rows(capsys.readouterr().out)
     saved = json.loads((ckpt / "results.json").read_text())
     assert [(r["setting"], r["shots"], r["seed"]) for r in saved] == [("gzsl", 0, 2), ("gzsl", 2, 2)]
-    assert [r["shots"] for r in printed] == [0, 2]
     aligner, data = mmalign.Aligner.load(ckpt), load_data(DataSpec(dataset=str(folder)))
-    for record, line in zip(saved, printed):
-        assert record["checkpoint"] == str(ckpt) and record["dataset"] == str(folder)
-        assert record["policy"] == "test" and record["selection"]["warning"].startswith("epochs selected on the test")
+    for record in saved:
+        assert record["details"]["checkpoint"] == str(ckpt) and record["dataset"] == folder.name.upper()
+        assert record["policy"] == "test" and record["details"]["selection"]["warning"].startswith("epochs selected on the test")
         # the training seed drives the protocol unless --seed is given
         expected = evaluate(aligner, data, "gzsl", record["shots"], policy="test", seed=2)
-        for key in ("S", "U", "H", "classifier_epochs", "train_latents"):
-            assert record[key] == expected[key], key
-        assert {k: line[k] for k in ("S", "U", "H")} == {k: record[k] for k in ("S", "U", "H")}
-    assert all(r["U"] > 0 for r in saved)                      # scores, not a degenerate all-zero result
+        assert record["metrics"] == {k: expected[k] for k in ("S", "U", "H")}
+        assert record["classifier_epochs"] == expected["classifier_epochs"]
+        assert record["details"]["train_latents"] == expected["train_latents"]
+        for k in ("S", "U", "H"):
+            assert printed[(str(record["shots"]), k)] == f"{record['metrics'][k]:.2f} ± 0.00"
+    assert all(r["metrics"]["U"] > 0 for r in saved)          # scores, not a degenerate all-zero result
 
 
 def test_cli_eval_zsl_with_a_seed_appends_to_the_results(checkpoint, capsys):
     ckpt, folder = checkpoint
     before = json.loads((ckpt / "results.json").read_text()) if (ckpt / "results.json").exists() else []
+    capsys.readouterr()
     assert main(["eval", str(ckpt), "--setting", "zsl", "--shots", "1", "--seed", "5", "--policy", "test"]) == 0
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    printed = table_rows(capsys.readouterr().out)
     saved = json.loads((ckpt / "results.json").read_text())
     assert saved[:-1] == before and (saved[-1]["setting"], saved[-1]["shots"], saved[-1]["seed"]) == ("zsl", 1, 5)
     expected = evaluate(mmalign.Aligner.load(ckpt), load_data(DataSpec(dataset=str(folder))), "zsl", 1,
                         policy="test", seed=5)
-    assert line["top1"] == saved[-1]["top1"] == expected["top1"] and "S" not in line
+    assert saved[-1]["metrics"] == {"top1": expected["top1"]}
+    assert printed == {("1", "top1"): f"{expected['top1']:.2f} ± 0.00"}
 
 
 # -- mmalign data download -------------------------------------------------------------------------
@@ -141,13 +152,16 @@ def test_cli_benchmark_cub_text_tiny_run_prints_and_saves_the_library_result(tmp
             "--baselines", "ridge", "--text-vectors", "shipped", "--device", "cpu", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     stdout = capsys.readouterr().out
-    saved = json.loads((out / "results.json").read_text())
-    assert saved["meta"]["seeds"] == [3] and saved["meta"]["epochs"] == 1
-    assert saved["meta"]["modalities"] == ["att", "wiki"] and saved["meta"]["text_vectors"]["source"] == "shipped"
-    assert "| att → wiki | ridge |" in stdout and "aligner (M=2)" in stdout and "cca" not in stdout
+    saved = load_records(out / "results.json")
+    assert {r.seed for r in saved} == {3} and {r.epochs_vae for r in saved if r.method == "aligner"} == {1}
+    assert {tuple(sorted(r.modalities)) for r in saved} == {("att", "wiki")}
+    assert all(r.details["text_vectors"]["source"] == "shipped" for r in saved)
+    assert "ridge att->wiki" in stdout and "aligner att+wiki: att->wiki" in stdout and "cca" not in stdout
+    assert "| att → wiki | ridge |" in (out / "table.md").read_text()
     assert stdout.strip().endswith(f"results: {out / 'results.json'}")
     expected = run_cub_text(seeds=[3], epochs=1, modalities=("att", "wiki"), baselines=("ridge",), recompute="never",
                             progress=False, log=lambda msg: None)
-    assert saved["records"] == json.loads(json.dumps(expected["records"]))
+    strip = {"seconds", "history", "device_name"}  # wall times differ between runs
+    assert [r.model_dump(exclude=strip) for r in saved] == [r.model_dump(exclude=strip) for r in expected]
     assert main(["benchmark", "cub", "--modalities", "att", "wiki", "--synthetic"]) == 2
     assert "--modalities apply to 'mmalign benchmark cub-text' only" in capsys.readouterr().err

@@ -240,6 +240,6 @@ def test_determinism_benchmark_records_repeat(tmp_path):
                                policy="test", out=tmp_path / run, progress=False)
         records.append(run_benchmark(req, log=lambda line: None))
     (a,), (b,) = records
-    assert (a["S"], a["U"], a["H"]) == (b["S"], b["U"], b["H"])
-    assert a["config_hash"] == b["config_hash"]
-    assert set(a["seconds"]) == {"vae", "sampling", "classifier"}  # wall time per phase, in every record
+    assert a.metrics == b.metrics and set(a.metrics) == {"S", "U", "H"}
+    assert a.config_hash == b.config_hash
+    assert set(a.seconds) == {"vae", "sampling", "classifier"}  # wall time per phase, in every record

@@ -101,6 +101,8 @@ def test_results_concurrent_cli_evals_on_one_checkpoint_keep_every_record(tmp_pa
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
     records = read_results(ckpt / "results.json")
-    assert records[0] == malformed.PRIOR_RESULTS[0]
+    # the earlier release's record is kept (converted to the current schema; the original file beside it)
+    assert json.loads((ckpt / "results.v1.json").read_text()) == malformed.PRIOR_RESULTS
+    assert (records[0]["seed"], records[0]["metrics"]["H"]) == (malformed.PRIOR_RESULTS[0]["seed"], malformed.PRIOR_RESULTS[0]["H"])
     got = sorted((r["seed"], r["shots"]) for r in records[1:])
     assert got == sorted((seed, int(k)) for seed in range(runs) for k in shots)

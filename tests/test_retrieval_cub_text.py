@@ -93,18 +93,28 @@ def test_cub_text_scaled_warmup_is_the_recipe_at_100_epochs():
 
 
 def test_cub_text_benchmark_runs_offline_and_writes_its_table(tmp_path):
-    result = run_cub_text(seeds=[0], epochs=1, modalities=("att", "wiki"), out=tmp_path, baselines=("ridge",),
-                          text_mode="class", class_repeats=1, hidden=(32, 32), recompute="never", progress=False,
-                          log=lambda msg: None)
-    records = result["records"]
-    assert {(r["method"], r["query"], r["gallery"], r["setting"]) for r in records} == {
+    from mmalign.records import load_records
+
+    kwargs = dict(seeds=[0], epochs=1, modalities=("att", "wiki"), out=tmp_path, baselines=("ridge",),
+                  text_mode="class", class_repeats=1, hidden=(32, 32), recompute="never", progress=False,
+                  log=lambda msg: None)
+    records = run_cub_text(**kwargs)
+    assert {(r.method, r.query, r.gallery, r.setting) for r in records} == {
         (m, a, b, s) for m in ("ridge", "aligner") for a, b in (("att", "wiki"), ("wiki", "att")) for s in ("zsl", "gzsl")
     }
-    assert all(0.0 <= r[k] <= 1.0 for r in records for k in ("top1", "top5", "mrr"))
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["meta"]["text_vectors"]["source"] == "shipped" and saved["meta"]["seconds"]["total"] > 0
+    assert all(0.0 <= r.metrics[k] <= 100.0 for r in records for k in ("top1", "top5", "mrr"))
+    assert any(r.metrics["top1"] > 1.0 for r in records)  # percent, not fractions
+    saved = load_records(tmp_path / "results.json")
+    assert saved == records and all(r.command == "cub-text" and r.versions.mmalign for r in saved)
+    aligner = [r for r in saved if r.method == "aligner"]
+    assert all(r.details["text_vectors"]["source"] == "shipped" and r.seconds["vae"] > 0 for r in aligner)
+    assert all(len(r.history) == 1 and "loss" in r.history[0].terms for r in aligner)
     table = (tmp_path / "table.md").read_text()
     assert "| att → wiki | ridge |" in table and "aligner (M=2)" in table
+    with pytest.raises(ConfigError, match="--resume.*--force"):
+        run_cub_text(**kwargs)
+    resumed = run_cub_text(**kwargs, resume=True)
+    assert resumed == records and load_records(tmp_path / "results.json") == records
 
 
 def test_cub_text_benchmark_rejects_bad_arguments():

@@ -13,10 +13,11 @@ from typing import Any
 from ..data import AlignmentData
 from ..errors import ConfigError
 from ..recipes import load_recipe
+from .breakdown import class_breakdown
 from .classifier import ClassifierHparams, adam_kernel
 from .latents import CHUNK
 from .policies import POLICIES, best_epoch, fixed_epochs, select_epochs, validation_view
-from .protocol import SETTINGS, build_task, device_of, run_classifier, selection_metric, synchronize
+from .protocol import SETTINGS, build_task, device_of, run_classifier, selection_metric, synchronize, classify_test_images
 
 
 def evaluate(
@@ -78,7 +79,8 @@ def evaluate(
         ``"val"``, ``"test"`` or ``"given"``), ``image``, ``side``, ``num_classes``,
         ``train_latents``, ``classifier`` (``"resident"``/``"reference"``), ``adam`` (the kernel used),
         ``reparameterization`` (when the aligner has a config), ``selection`` (``"val"``/``"test"``:
-        metric, score, max_epochs, data) and ``seconds`` (wall time of ``sampling``, ``classifier``
+        metric, score, max_epochs, data), ``per_class`` and ``confusion`` (see
+        :func:`~mmalign.protocols.breakdown.class_breakdown`) and ``seconds`` (wall time of ``sampling``, ``classifier``
         and, if run, ``selection``).
     """
     if setting not in SETTINGS:
@@ -130,6 +132,7 @@ def evaluate(
         metric = selection_metric(setting)
         epochs = best_epoch(run.history, metric)
         scores = run.history[epochs - 1]
+        run.predictions = classify_test_images(task, *run.snapshots[epochs - 1])  # the selected epoch's classifier
         selection = {"on": "test", "metric": metric, "score": scores[metric], "max_epochs": max_epochs,
                      "warning": "epochs selected on the test data; optimistic"}
     else:
@@ -148,5 +151,6 @@ def evaluate(
         result["reparameterization"] = config.reparameterization
     if selection is not None:
         result["selection"] = selection
+    result.update(class_breakdown(task, run.predictions, data.class_names))
     result["seconds"] = seconds
     return result

@@ -133,11 +133,15 @@ def selection_metric(setting: str) -> str:
 
 @dataclass
 class ClassifierRun:
-    """Final scores (percent), per-epoch scores when tracked (percent), and the wall time."""
+    """Final scores (percent), per-epoch scores when tracked (percent), the wall time, the final
+    classifier's predicted class index of every test image (``test_unseen``, ``test_seen`` under
+    GZSL), and when tracked the classifier's ``(weight, bias)`` after every epoch."""
 
     final: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    snapshots: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
 def run_classifier(
@@ -149,11 +153,16 @@ def run_classifier(
     device = task.train.x.device
     start = time.perf_counter()
     tracked: list[dict[str, torch.Tensor]] = []
-    callback = (lambda epoch, w, b: tracked.append(score(task, w, b))) if track else None
+    snapshots: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def callback(epoch: int, w: torch.Tensor, b: torch.Tensor) -> None:
+        tracked.append(score(task, w, b))
+        snapshots.append((w.detach().clone(), b.detach().clone()))
+
     weight, bias = train_classifier(
         task.train.x, task.train.y, task.num_classes, int(epochs),
         generator=torch_generator(seed, "classifier", device), schedule=schedule_for(task.setting),
-        hparams=hparams, on_epoch=callback, reference=reference,
+        hparams=hparams, on_epoch=callback if track else None, reference=reference,
     )
     final = score(task, weight, bias)
     keys = list(final)
@@ -161,4 +170,10 @@ def run_classifier(
     synchronize(device)
     seconds = time.perf_counter() - start
     rows = [dict(zip(keys, stacked[i:i + len(keys)])) for i in range(0, len(stacked), len(keys))]
-    return ClassifierRun(rows[0], rows[1:], seconds)
+    return ClassifierRun(rows[0], rows[1:], seconds, classify_test_images(task, weight, bias), snapshots)
+
+
+def classify_test_images(task: ProtocolTask, weight: torch.Tensor, bias: torch.Tensor) -> dict[str, np.ndarray]:
+    """The predicted class index of every test image: ``test_unseen`` and (GZSL) ``test_seen``."""
+    tests = {"test_unseen": task.test_unseen, "test_seen": task.test_seen}
+    return {k: predict(weight, bias, s.x).cpu().numpy() for k, s in tests.items() if s is not None}

@@ -19,7 +19,6 @@ class). Retrieval always uses one vector per class and modality.
 from __future__ import annotations
 
 import itertools
-import json
 import time
 import warnings
 from pathlib import Path
@@ -27,11 +26,16 @@ from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 
+from ..atomic import write_bytes_atomic
 from ..errors import ConfigError
+from ..evaluation_record import aligner_provenance
+from ..provenance import array_hash, device_name, versions
+from ..records import check_rerun, load_records, write_record
+from ..schema import ResultRecord
 from .baselines import baseline_retrieval
 from .cub_data import CubText, encode_wikipedia, load_cub_text
 from .metrics import retrieval_metrics, similarity
-from .report import summarize, write_report
+from .report import render
 
 MODALITIES = ("att", "sent", "wiki")
 #: Shipped float16 sentence vectors vs a fresh encoding: largest allowed absolute difference.
@@ -142,15 +146,19 @@ def run_cub_text(
     device: str = "cpu",
     recompute: Literal["auto", "always", "never"] = "auto",
     progress: bool = True,
+    resume: bool = False,
+    force: bool = False,
     log=print,
-) -> dict[str, Any]:
-    """Run the CUB text retrieval benchmark and return ``{"meta", "records", "summary"}``.
+) -> list[ResultRecord]:
+    """Run the CUB text retrieval benchmark; returns its records (:class:`~mmalign.schema.ResultRecord`,
+    metrics in percent), one per (method, modalities, query -> gallery, setting, seed).
 
     Args:
         seeds: one Aligner per seed and alignment (baseline CV folds use the seed too).
         epochs: Aligner epochs (default 50; warm-up ramps scaled, see :func:`scaled_warmup`).
         modalities: subset of ``("att", "sent", "wiki")``; every sub-alignment of >= 2 is trained.
-        out: folder for ``results.json`` and ``table.md`` (nothing written when None).
+        out: folder for ``results.json`` (each record appended as soon as its fit is scored) and
+            ``table.md`` (nothing written when None).
         text_mode: ``"class"`` (default): one pooled Wikipedia vector per class, samples are
             ``class_repeats`` copies of each seen class; ``"sentences"``: the visual sentences
             are the Aligner's samples (``wiki`` per sample). ``"class"`` aligned better on average
@@ -163,8 +171,12 @@ def run_cub_text(
         recompute: ``"auto"`` re-encodes the sentences when the MiniLM package is installed and
             compares with the shipped vectors; ``"never"`` uses the shipped ones; ``"always"``.
         progress: progress bars.
+        resume: skip fits whose records are all in ``out/results.json`` (default False).
+        force: fit again and replace records already there (default False). Without either, a
+            record already there is refused before anything runs.
     """
     from ..aligner import Aligner
+    from ..config import make_config
 
     names = list(dict.fromkeys(modalities))
     if len(names) < 2 or not set(names) <= set(MODALITIES):
@@ -174,63 +186,94 @@ def run_cub_text(
     if text_mode == "sentences" and sentences != "visual":
         raise ConfigError("text_mode='sentences' trains on the visual sentences (shipped per sentence); use sentences='visual'")
     seeds = [int(s) for s in seeds]
+    subsets = [c for k in range(2, len(names) + 1) for c in itertools.combinations(names, k)]
+    path = Path(out) / "results.json" if out is not None else None
+    existing = load_records(path) if path is not None else []
+
+    def config(seed: int) -> dict[str, Any]:
+        return {"seed": seed, "device": device, "training": {"epochs": epochs, "warmup": scaled_warmup(epochs)}}
+
+    def keys(method: str, subset: Sequence[str], seed: int) -> list[dict[str, Any]]:
+        """The identifying fields of every record one fit produces."""
+        base: dict[str, Any] = {"command": "cub-text", "dataset": "cub-text", "seed": seed, "method": method,
+                                "modalities": list(subset), "shots": 0}
+        if method == "aligner":
+            cfg = make_config(config(seed), "cada_vae")
+            base.update(reparameterization=cfg.reparameterization, epochs_vae=epochs,
+                        engine=getattr(cfg.training, "engine", None), precision=getattr(cfg.training, "precision", None))
+        directions = itertools.permutations(subset, 2) if method == "aligner" else [tuple(subset)]  # a map a -> b
+        return [{**base, "query": a, "gallery": b, "setting": setting} for a, b in directions for setting in ("zsl", "gzsl")]
+
+    units = [(m, (a, b), seed) for m in baselines for seed in seeds for a, b in itertools.permutations(names, 2)]
+    units += [("aligner", subset, seed) for subset in subsets for seed in seeds]
+    done: dict[tuple, list[ResultRecord]] = {}
+    partial: set[tuple] = set()  # resumed fits with only some records written: fitted again, records replaced
+    for method, subset, seed in units:
+        found = [check_rerun(existing, k, path, resume, force) for k in keys(method, subset, seed)] if path else []
+        if found and all(found):
+            done[(method, tuple(subset), seed)] = found
+        elif any(found):
+            partial.add((method, tuple(subset), seed))
+
     started = time.perf_counter()
     bundle = load_cub_text()
     vectors, text_info = wiki_vectors(bundle, recompute if "wiki" in names else "never", log)
     arrays = class_arrays(bundle, vectors, sentences)
     data = alignment_data(bundle, vectors, text_mode, sentences, class_repeats)
-    records: list[dict[str, Any]] = []
-    seconds: dict[str, float] = {}
+    shared = _shared_fields(text_mode, sentences, hidden, class_repeats, device, text_info, data, bundle)
+    records: list[ResultRecord] = []
 
-    for name in baselines:
+    def emit(method: str, subset: Sequence[str], seed: int, scores: dict, seconds: dict, extra: dict) -> None:
+        for key in keys(method, subset, seed):
+            metrics = scores[(key["query"], key["gallery"])][key["setting"]]
+            record = ResultRecord.model_validate({
+                **key, **shared, **extra, "seconds": {k: round(v, 3) for k, v in seconds.items()},
+                "metrics": {k: 100.0 * float(metrics[k]) for k in ("top1", "top5", "mrr")},
+                "details": {**shared["details"], **extra.get("details", {})},
+            })
+            if path is not None:
+                write_record(path, record, replace=force or (method, tuple(subset), seed) in partial)
+            records.append(record)
+
+    for method, subset, seed in units:
+        if (method, tuple(subset), seed) in done:
+            records.extend(done[(method, tuple(subset), seed)])
+            log(f"resume: cub-text {method} {'+'.join(subset)} seed {seed} already in {path}; skipped")
+            continue
         t0 = time.perf_counter()
-        galleries = {"zsl": bundle.unseen, "gzsl": np.arange(bundle.num_classes)}
-        for seed, (a, b) in itertools.product(seeds, itertools.permutations(names, 2)):
-            sims, params = baseline_retrieval(name, arrays[a], arrays[b], bundle.seen,
+        if method != "aligner":
+            a, b = subset
+            galleries = {"zsl": bundle.unseen, "gzsl": np.arange(bundle.num_classes)}
+            sims, params = baseline_retrieval(method, arrays[a], arrays[b], bundle.seen,
                                               [(bundle.unseen, g) for g in galleries.values()], seed=seed)
-            for (setting, gallery), sim in zip(galleries.items(), sims):
-                records.append({"method": name, "alignment": f"{a}+{b}", "seed": seed, "query": a, "gallery": b,
-                                "setting": setting, **retrieval_metrics(sim, bundle.unseen, gallery), "params": params})
-        seconds[name] = time.perf_counter() - t0
-        log(f"cub-text: {name} done in {seconds[name]:.1f} s")
-
-    subsets = [c for k in range(2, len(names) + 1) for c in itertools.combinations(names, k)]
-    for subset in subsets:
-        label = "+".join(subset)
-        t0 = time.perf_counter()
-        for seed in seeds:
-            config = {"seed": seed, "device": device, "training": {"epochs": epochs, "warmup": scaled_warmup(epochs)}}
-            aligner = Aligner(build_modalities(subset, text_mode, hidden), config)
-            aligner.fit(data, progress=progress)
-            latents = {m: aligner.encode(m, arrays[m])[0].cpu().numpy() for m in subset}
-            loss = aligner.history[-1].terms["loss"]
-            for a, b in itertools.permutations(subset, 2):
-                for setting, m in _scores(latents[a], latents[b], bundle.unseen).items():
-                    records.append({"method": "aligner", "alignment": label, "seed": seed, "query": a, "gallery": b,
-                                    "setting": setting, **m, "final_loss": loss})
-        seconds[f"aligner {label}"] = time.perf_counter() - t0
-        log(f"cub-text: aligner {label} x {len(seeds)} seeds in {seconds[f'aligner {label}']:.1f} s")
-
-    meta = _meta(seeds, epochs, names, text_mode, sentences, hidden, class_repeats, device, text_info, data, bundle)
-    meta["seconds"] = {**{k: round(v, 2) for k, v in seconds.items()}, "total": round(time.perf_counter() - started, 2)}
-    result = {"meta": meta, "records": records, "summary": summarize(records)}
+            scores = {(a, b): {s: retrieval_metrics(sim, bundle.unseen, g) for (s, g), sim in zip(galleries.items(), sims)}}
+            emit(method, subset, seed, scores, {"fit": time.perf_counter() - t0}, {"details": {"params": params}})
+            continue
+        aligner = Aligner(build_modalities(subset, text_mode, hidden), config(seed))
+        aligner.fit(data, progress=progress)
+        fitted = time.perf_counter()
+        latents = {m: aligner.encode(m, arrays[m])[0].cpu().numpy() for m in subset}
+        scores = {(a, b): _scores(latents[a], latents[b], bundle.unseen) for a, b in itertools.permutations(subset, 2)}
+        extra = {**aligner_provenance(aligner), "details": {"final_loss": aligner.history[-1].terms["loss"]}}
+        emit(method, subset, seed, scores, {"vae": fitted - t0, "retrieval": time.perf_counter() - fitted}, extra)
+        log(f"cub-text: aligner {'+'.join(subset)} seed {seed} in {time.perf_counter() - t0:.1f} s")
+    log(f"cub-text: {len(records)} records in {time.perf_counter() - started:.1f} s")
     if out is not None:
-        write_report(Path(out), result)
-    return result
+        write_bytes_atomic(Path(out) / "table.md", render(records).encode("utf-8"))
+    return records
 
 
-def _meta(seeds, epochs, names, text_mode, sentences, hidden, class_repeats, device, text_info, data, bundle):
-    from ..benchmark import device_name
+def _shared_fields(text_mode, sentences, hidden, class_repeats, device, text_info, data, bundle) -> dict[str, Any]:
+    """What every cub-text record of one run has in common."""
     from ..aligner import resolve_device
-    from .. import __version__
 
     return {
-        "benchmark": "cub-text", "mmalign_version": __version__, "seeds": seeds, "epochs": epochs,
-        "modalities": names, "text_mode": text_mode, "sentences": sentences, "hidden": list(hidden),
-        "class_repeats": class_repeats if text_mode == "class" else None,
-        "train_samples": int(data.splits["trainval"].size), "seen_classes": int(bundle.seen.size),
-        "unseen_classes": int(bundle.unseen.size), "device": device_name(resolve_device(device)),
-        "similarity": "cosine", "text_vectors": text_info,
-        "chance": {"zsl": {"top1": 1 / 50, "top5": 5 / 50}, "gzsl": {"top1": 1 / 200, "top5": 5 / 200}},
-        "data": json.loads(json.dumps({k: v for k, v in bundle.minilm_meta.items() if k in ("model", "pooling", "normalize", "max_length")})),
+        "device": str(resolve_device(device)), "device_name": device_name(resolve_device(device)),
+        "versions": versions(), "data_hashes": {"arrays": array_hash(data)},
+        "details": {
+            "text_mode": text_mode, "sentences": sentences, "hidden": list(hidden),
+            "class_repeats": class_repeats if text_mode == "class" else None,
+            "train_samples": int(data.splits["trainval"].size), "seen_classes": int(bundle.seen.size),
+            "unseen_classes": int(bundle.unseen.size), "similarity": "cosine", "text_vectors": text_info,
+        },
     }

@@ -1,0 +1,135 @@
+"""Assemble the report: read each RUN_DIR, draw its figures, write the PNGs and the page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..atomic import write_atomic, write_bytes_atomic
+from ..errors import ConfigError, MmalignError
+from ..provenance import source_commit
+from ..tables import results_table
+from .page import Picture, Section, render_page
+from .runs import RunDir, read_run_dirs
+
+REPORT_EXTRA = "pip install 'mmalign[report]'"
+
+
+def slug(name: str) -> str:
+    """A file-name-safe version of a run's name."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "run"
+
+
+def make_report(paths: Sequence[Path], out: Path, data_dir: str | None = None, max_points: int = 1500,
+                log: Callable[[str], None] = print) -> Path:
+    """Write ``out/index.html`` and its PNGs (``max_points`` test images at most in a latent map,
+    default 1500; ``data_dir`` overrides the data root the checkpoint recorded); returns the page."""
+    try:
+        import matplotlib  # noqa: F401
+        import sklearn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"mmalign report needs the {exc.name} package: {REPORT_EXTRA}") from None
+    runs = read_run_dirs([Path(p) for p in paths])
+    out.mkdir(parents=True, exist_ok=True)
+    sections = [_run_section(run, out, data_dir, max_points, log) for run in runs]
+    if len(runs) > 1:
+        sections.append(_comparison(runs, out))
+    commits = sorted({r.versions.commit for run in runs for r in run.records if r.versions.commit})
+    facts = [("runs", ", ".join(str(run.path) for run in runs)),
+             ("results made by", ", ".join(f"commit {c}" for c in commits) or "no commit recorded (older results or an installed wheel)"),
+             ("report made by", f"mmalign commit {source_commit() or 'unknown (not a git checkout)'}")]
+    page = out / "index.html"
+    write_bytes_atomic(page, render_page("mmalign report", facts, sections).encode("utf-8"))
+    return page
+
+
+def _save(fig, out: Path, name: str, title: str, caption: str) -> Picture:
+    write_atomic(out / name, lambda tmp: fig.savefig(tmp, format="png"))
+    return Picture(name, title, caption)
+
+
+def _data_facts(run: RunDir) -> list[tuple[str, str]]:
+    records = run.records
+    datasets = sorted({f"{r.dataset}{' (synthetic)' if r.synthetic else ''}" for r in records})
+    hashes = sorted({f"{k}: {v[:16]}" for r in records for k, v in r.data_hashes.items()})
+    commands = sorted({r.command for r in records})
+    seeds = sorted({r.seed for r in records})
+    facts = [("folder", str(run.path))]
+    if records:
+        facts += [("data", ", ".join(datasets)), ("data hashes (sha256, first 16)", "; ".join(hashes) or "not recorded"),
+                  ("written by", ", ".join(f"mmalign {c}" for c in commands)), ("seeds", ", ".join(map(str, seeds))),
+                  ("records", str(len(records)))]
+    if run.checkpoints:
+        facts.append(("checkpoints", ", ".join(str(p) for p in run.checkpoints)))
+    return facts
+
+
+def _run_section(run: RunDir, out: Path, data_dir: str | None, max_points: int, log) -> Section:
+    import mmalign.report.figures as figures
+
+    stem = slug(run.name)
+    section = Section(f"Run {run.name}", _data_facts(run), results_table(run.records) if run.records else "")
+    if run.history:
+        section.pictures.append(_save(
+            figures.loss_curves(run.history, f"{run.name}: training loss per term"), out, f"{stem}-loss.png",
+            "Loss curves", f"Every loss term's mean per epoch ({len(run.history)} epochs) and each loss family's "
+            "warm-up weight; a family whose weight is still 0 is not yet trained."))
+    else:
+        section.notes.append("No training history was recorded in this folder (results of mmalign 0.1.0).")
+    if run.checkpoints:
+        checkpoint = run.checkpoints[0]
+        log(f"report: latent map of {checkpoint} (t-SNE)")
+        try:
+            from .latent_map import latent_map
+
+            m = latent_map(checkpoint, data_dir=data_dir, max_points=max_points)
+        except MmalignError as exc:
+            section.notes.append(f"No latent map: {exc}")
+        else:
+            data = f"{m.dataset}{' (synthetic)' if m.synthetic else ''}"
+            section.pictures.append(_save(
+                figures.latent_scatter(m, f"{run.name}: latent means of {data}, t-SNE"), out, f"{stem}-latent.png",
+                "Latent map", f"Checkpoint {checkpoint}: posterior means of {int((m.modality == m.modality[0]).sum())} "
+                "test images and of every class's side information, embedded together with t-SNE. Aligned modalities "
+                "put a class's side information among its images."))
+    evaluated = [r for r in run.records if r.command != "cub-text"]
+    detailed = next((r for r in evaluated if r.per_class), None)
+    if detailed is not None:
+        name = f"{detailed.dataset} {detailed.setting}, {detailed.shots} shots, seed {detailed.seed}"
+        section.pictures.append(_save(
+            figures.per_class_accuracy(detailed, f"{run.name}: per-class accuracy ({name})"), out,
+            f"{stem}-per-class.png", "Per-class accuracy", "Accuracy of every test class, sorted; S over the seen "
+            "classes' test images, U over the unseen ones."))
+        if detailed.confusion is not None:
+            section.pictures.append(_save(
+                figures.confusion(detailed, f"{run.name}: confusion of the worst classes ({name})"), out,
+                f"{stem}-confusion.png", "Confusion of the worst classes",
+                "Rows: the classes with the lowest accuracy; columns: what their test images were predicted as."))
+    if evaluated:
+        section.pictures.append(_save(
+            figures.against_paper(evaluated, f"{run.name}: results against the paper"), out, f"{stem}-paper.png",
+            "Against the paper", "Mean ± std over seeds; green: the paper's number and the tolerance of "
+            "registry/references (synthetic data is never judged against it)."))
+        section.pictures.append(_save(
+            figures.fewshot_curves(evaluated, f"{run.name}: accuracy against shots"), out, f"{stem}-fewshot.png",
+            "Few-shot curve", "H (GZSL) or top-1 (ZSL) against the images per unseen class moved to training, "
+            "beside the paper's AWA2 generalized few-shot points."))
+    retrieval = [r for r in run.records if r.command == "cub-text"]
+    if retrieval:
+        section.pictures.append(_save(
+            figures.retrieval_bars(retrieval, f"{run.name}: cub-text retrieval top-1"), out, f"{stem}-retrieval.png",
+            "Cross-modal retrieval", "Top-1 per query → gallery direction, mean ± std over seeds, for the ridge and "
+            "CCA baselines and every aligner."))
+    return section
+
+
+def _comparison(runs: Sequence[RunDir], out: Path) -> Section:
+    import mmalign.report.figures as figures
+
+    names = " vs ".join(run.name for run in runs)
+    fig = figures.runs_side_by_side([(run.name, run.records, run.history) for run in runs], f"Runs side by side: {names}")
+    picture = _save(fig, out, "comparison.png", "Runs side by side",
+                    "Each metric's mean ± std per run, and each run's total training loss per epoch.")
+    table = results_table([r for run in runs for r in run.records])
+    return Section("All runs", [("runs", names)], table, [picture])
