@@ -33,6 +33,7 @@ from .recipes import load_recipe
 from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
 from .schedule import LossSchedule
 from .training import Callback, Checkpointer, EpochLog, TrainingTensors, new_optimizer, train, train_seeds
+from .training.distributed import current as current_process_group
 
 ModalitySpec = Modality | str | dict
 
@@ -104,6 +105,8 @@ class Aligner:
         self.history: list[EpochLog] = []
         #: The run config (data spec) this aligner was trained from, saved with it when set.
         self.run_config: dict[str, Any] | None = None
+        #: ``{"world_size", "backend"}`` of the data-parallel run that trained it (None: one process).
+        self.distributed: dict[str, Any] | None = None
 
     def schedule(self) -> LossSchedule:
         """The loss-family weight schedule of this config (see :mod:`mmalign.schedule`)."""
@@ -195,8 +198,14 @@ class Aligner:
         With ``checkpoint_dir`` and ``checkpoint_every``, the full training state is saved there
         (atomically) every that many epochs and after the last; ``resume=True`` continues from it.
         ``callbacks`` (:class:`mmalign.training.Callback`) see every epoch. Returns the history.
+
+        Inside an initialised ``torch.distributed`` process group of two or more ranks (``torchrun``;
+        see :func:`mmalign.training.distributed.init_from_env`) every rank calls ``fit`` alike and
+        trains its share of each global batch with DDP; the result is the single-process one with
+        the same ``batch_size``, only rank 0 writes checkpoints and shows progress.
         """
         self.override(seed=seed, epochs=epochs)
+        group = current_process_group()
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         data.validate()
@@ -204,20 +213,23 @@ class Aligner:
         model = self.build(self.dims)
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
         optimizer = new_optimizer(model.parameters(), self.config.training, self.device)
+        self.distributed = None  # not part of the fingerprint: a run resumes with another world size
         fingerprint = {"describe": self.describe(), "split": split, "data": data.name}
+        self.distributed = group.describe() if group is not None else None
         start, prior = 0, []
         if resume and checkpoint_dir is not None and (Path(checkpoint_dir) / STATE_FILE).exists():
             start, prior = self._restore(Path(checkpoint_dir), fingerprint, optimizer, generator)
         extra: list[Callback] = []
-        if checkpoint_dir is not None and checkpoint_every is not None:
+        if checkpoint_dir is not None and checkpoint_every is not None and (group is None or group.primary):
             def save(epochs_done: int, history: list[EpochLog]) -> None:
                 save_training_state(checkpoint_dir, model, optimizer, generator, self._normaliser_state(),
-                                    epochs_done, history, fingerprint)
+                                    epochs_done, history, fingerprint, distributed=self.distributed)
 
             extra.append(Checkpointer(checkpoint_every, self.config.training.epochs, save, prior))
         self.warn_short_warmup()  # once everything is checked: a failing command prints its error alone
         history = train(model, tensors, self.config.training, generator, optimizer, start_epoch=start,
-                        progress=progress, callbacks=[*extra, *callbacks])
+                        progress=progress and (group is None or group.primary), callbacks=[*extra, *callbacks],
+                        distributed=group)
         self.history = prior + history
         return self.history
 
@@ -229,6 +241,8 @@ class Aligner:
         untrained except for its fitted normalisers."""
         if len(seeds) == 0:
             raise ConfigError("fit_seeds needs at least one seed")
+        if current_process_group() is not None:
+            raise ConfigError("fit_seeds trains several seeds in one process; under torchrun train one run with fit()")
         self.override(epochs=epochs)
         self.warn_short_warmup()
         data.validate()
@@ -309,6 +323,8 @@ class Aligner:
         body = {"mmalign_version": __version__, "aligner": self.config.model_dump(mode="json"), "modalities": modalities}
         if self.run_config is not None:
             body["run"] = self.run_config
+        if self.distributed is not None:
+            body["distributed"] = self.distributed
         return body
 
     def save(self, path: str | Path) -> Path:

@@ -136,12 +136,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     except MmalignError as exc:
         raise type(exc)(f"{args.config}: {exc}") from None
     data = load_data(run.data)
-    aligner.fit(data, progress=not args.no_progress, checkpoint_dir=args.out,
-                checkpoint_every=args.checkpoint_every, resume=args.resume)
-    aligner.run_config = run.model_dump(mode="json")
-    path = aligner.save(args.out)
+    from .training.distributed import init_from_env, shutdown
+
+    group = init_from_env(aligner.config.device)  # under torchrun: one data-parallel run
+    try:
+        aligner.fit(data, progress=not args.no_progress, checkpoint_dir=args.out,
+                    checkpoint_every=args.checkpoint_every, resume=args.resume)
+        if group is not None and not group.primary:
+            return 0
+        aligner.run_config = run.model_dump(mode="json")
+        path = aligner.save(args.out)
+    finally:
+        shutdown()
     final = aligner.history[-1].terms["loss"] if aligner.history else float("nan")
-    print(f"trained {', '.join(aligner.names)} on {data.name} (seed {aligner.config.seed}); final loss {final:.4g}; saved {path}")
+    ranks = f" on {group.world_size} ranks ({group.backend})" if group is not None else ""
+    print(f"trained {', '.join(aligner.names)} on {data.name} (seed {aligner.config.seed}){ranks}; "
+          f"final loss {final:.4g}; saved {path}")
     return 0
 
 
