@@ -32,7 +32,9 @@ from .plugins import ModalityCatalog, get_catalog
 from .recipes import load_recipe
 from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
 from .schedule import LossSchedule
+from .mapped import MappedFeatures
 from .training import Callback, Checkpointer, EpochLog, TrainingTensors, new_optimizer, train, train_seeds
+from .training.tensors import MappedRows
 from .training.distributed import current as current_process_group
 
 ModalitySpec = Modality | str | dict
@@ -150,8 +152,15 @@ class Aligner:
         device = self.device
         tensors = TrainingTensors(labels=torch.as_tensor(labels, dtype=torch.long, device=device))
         for name, modality in self.modalities.items():
-            array = torch.as_tensor(modality.prepare(data))
+            prepared = modality.prepare(data)
             normaliser = modality.make_normaliser()
+            if isinstance(prepared, MappedFeatures):  # left on disk: a streaming fit, rows read per batch
+                tensors.sample[name], present = self._mapped_rows(name, prepared, data, modality.source, idx, normaliser)
+                if present is not None:
+                    tensors.masks[name] = torch.as_tensor(present).to(device)
+                self.normalisers[name], self.dims[name] = normaliser, prepared.dim
+                continue
+            array = torch.as_tensor(prepared)
             if modality.granularity == "sample":
                 rows = array[idx]
                 if modality.source in data.sample_masks:  # fit on present rows; zero-fill the rest
@@ -169,6 +178,23 @@ class Aligner:
             self.normalisers[name] = normaliser
             self.dims[name] = int(array.shape[1])
         return tensors
+
+    def _mapped_rows(self, name: str, source: MappedFeatures, data: AlignmentData, key: str, idx: np.ndarray,
+                     normaliser: Normaliser) -> tuple[MappedRows, np.ndarray | None]:
+        """Fit ``normaliser`` on the present training rows in one streaming pass (checking they are
+        finite) and return the split's rows left on disk, with the presence mask if any."""
+        present = np.asarray(data.sample_masks[key], dtype=bool)[idx] if key in data.sample_masks else None
+        fitted = idx if present is None else idx[present]
+
+        def checked():
+            for start, block in zip(range(0, fitted.size, source.chunk_rows), source.chunks(fitted)):
+                if not np.isfinite(block).all():
+                    row = int(fitted[start + int(np.argwhere(~np.isfinite(block))[0, 0])])
+                    raise DataError(f"{data.name}: modality {name!r} ({key!r}, {source!r}) holds NaN or Inf at row {row}")
+                yield torch.from_numpy(block)
+
+        normaliser.fit_chunks(checked())
+        return MappedRows(source, idx, normaliser, self.device, present), present
 
     def override(self, seed: int | None = None, epochs: int | None = None) -> None:
         """Replace the config's seed and/or training epochs (``None``: keep)."""

@@ -108,7 +108,9 @@ def _run(template: AlignedVAE, encode, decode, params: list[torch.Tensor], data:
     device = data.labels.device
     if distributed is not None and (graphs or config.compile):
         raise ConfigError("a data-parallel run (torchrun) steps from Python: no CUDA graphs, no compile")
-    graphed = False if distributed is not None else uses_graphs(config, device, graphs)
+    if not data.resident and (graphs or config.compile):
+        raise ConfigError("features read from disk are gathered from Python each step: no CUDA graphs, no compile")
+    graphed = False if distributed is not None or not data.resident else uses_graphs(config, device, graphs)
     optimizer = optimizer or new_optimizer(params, config, device, graphs)
     schedule = LossSchedule(template.terms, config.warmup)
     names = template.term_names()
