@@ -19,6 +19,7 @@ import torch
 
 from . import __version__
 from .aligner import Aligner
+from .config import merge_tables
 from .errors import ConfigError
 from .recipes import load_recipe, load_references
 from .results import append_result, config_hash, done_keys, read_results, run_key
@@ -48,6 +49,8 @@ class BenchmarkRequest:
     stack_seeds: bool | None = None
     max_classifier_epochs: int = 100
     classifier_epochs: int | None = None
+    #: further aligner config values (nested, e.g. ``{"latent_size": 32}``), merged over the above
+    aligner: dict[str, Any] = field(default_factory=dict)
 
 
 def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
@@ -57,7 +60,7 @@ def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
         cfg["training"]["epochs"] = req.epochs
     if req.reparameterization is not None:
         cfg["reparameterization"] = req.reparameterization
-    return cfg
+    return merge_tables(cfg, req.aligner)
 
 
 def _train(req: BenchmarkRequest, data, seed: int, split: str) -> Aligner:
