@@ -249,7 +249,7 @@ class Aligner:
         if checkpoint_dir is not None and checkpoint_every is not None and (group is None or group.primary):
             def save(epochs_done: int, history: list[EpochLog]) -> None:
                 save_training_state(checkpoint_dir, model, optimizer, generator, self._normaliser_state(),
-                                    epochs_done, history, fingerprint, distributed=self.distributed)
+                                    epochs_done, history, fingerprint, self.distributed)
 
             extra.append(Checkpointer(checkpoint_every, self.config.training.epochs, save, prior))
         self.warn_short_warmup()  # once everything is checked: a failing command prints its error alone

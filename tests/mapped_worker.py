@@ -2,7 +2,8 @@
 
 ``python mapped_worker.py FILE LIMIT_BYTES``: caps the data segment (``RLIMIT_DATA``) at
 ``LIMIT_BYTES``, checks that reading ``FILE`` whole now fails, trains one epoch on its rows left on
-disk (``mmalign.datasets.map_features``) and prints one JSON line: the final loss and the peak RSS.
+disk (``mmalign.datasets.map_features``) and prints one JSON line: the final loss, the peak RSS
+and the RSS before anything was read (the interpreter with torch and mmalign loaded).
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from mmalign.datasets import map_features
 CLASSES, UNSEEN = 10, 2
 
 
+def _status(field: str) -> int:
+    """Bytes of ``field`` in /proc/self/status (``VmRSS``; ``VmHWM``: this program's peak RSS. Not
+    ``ru_maxrss``, which keeps the parent's RSS at fork across exec)."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(field + ":"))
+
+
 def main(path: str, limit: int) -> None:
+    import torch  # noqa: F401  (loaded before the baseline is read)
+
+    baseline = _status("VmRSS")
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     try:
         np.fromfile(path, dtype=np.float32)
@@ -42,8 +53,9 @@ def main(path: str, limit: int) -> None:
         {"latent_size": 4, "device": "cpu", "training": {"epochs": 1, "batch_size": 512,
                                                          "warmup": {f: ramp for f in ("kl", "cross", "align")}}})
     history = aligner.fit(data, progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"loss": history[-1].terms["loss"], "peak_rss": peak, "loaded_whole": loaded_whole,
+    peak = _status("VmHWM")
+    print(json.dumps({"loss": history[-1].terms["loss"], "peak_rss": peak, "baseline_rss": baseline,
+                      "loaded_whole": loaded_whole,
                       "train_rows": int(data.splits["trainval"].size)}))
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from ..config import make_config
 from ..errors import ConfigError
 from ..recipes import load_recipe
 from ..results import config_hash
-from ..runs import DataSpec
+from ..runs import DataSpec, read_config_file
 
 #: Run keys, with their defaults (``None``: the recipe's or the data set's).
 RUN_KEYS: dict[str, Any] = {
@@ -227,11 +226,7 @@ def parse_sweep(raw: dict[str, Any], source: str) -> Sweep:
 
 def read_sweep(path: str | Path) -> Sweep:
     """Read and validate ``SWEEP.toml`` (see :func:`parse_sweep`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: sweep file not found")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot parse ({exc})") from None
+    raw = read_config_file(path, "sweep file")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected tables at the top level, got {type(raw).__name__}")
     return parse_sweep(raw, str(path))
