@@ -91,6 +91,11 @@ def test_mapped_training_equals_resident_training(tmp_path):
         assert torch.equal(mapped.model.state_dict()[name], value), name
     for name in resident.normalisers["img"].state():
         assert torch.equal(mapped.normalisers["img"].state()[name], resident.normalisers["img"].state()[name])
+    # evaluation encodes the test rows in chunks, read from the file as well
+    scores = [mmalign.evaluate(a, d, setting="gzsl", image="img", side="att", epochs=2,
+                              policy="manual", seed=0)
+              for a, d in ((resident, data), (mapped, mapped_data))]
+    assert {k: scores[1][k] for k in ("S", "U", "H")} == {k: scores[0][k] for k in ("S", "U", "H")}
 
 
 def test_mapped_training_refuses_non_finite_rows_naming_the_row(tmp_path):
