@@ -35,7 +35,10 @@ from .plugins import ModalityCatalog, get_catalog
 from .recipes import load_recipe
 from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
 from .schedule import LossSchedule
+from .mapped import MappedFeatures
 from .training import Callback, Checkpointer, EpochLog, TrainingTensors, new_optimizer, train, train_seeds
+from .training.tensors import MappedRows
+from .training.distributed import current as current_process_group
 
 ModalitySpec = Modality | str | dict
 
@@ -110,6 +113,8 @@ class Aligner:
         self.history: list[EpochLog] = []
         #: The run config (data spec) this aligner was trained from, saved with it when set.
         self.run_config: dict[str, Any] | None = None
+        #: ``{"world_size", "backend"}`` of the data-parallel run that trained it (None: one process).
+        self.distributed: dict[str, Any] | None = None
 
     def schedule(self) -> LossSchedule:
         """The loss-family weight schedule of this config (see :mod:`mmalign.schedule`)."""
@@ -153,8 +158,15 @@ class Aligner:
         device = self.device
         tensors = TrainingTensors(labels=torch.as_tensor(labels, dtype=torch.long, device=device))
         for name, modality in self.modalities.items():
-            array = torch.as_tensor(modality.prepare(data))
+            prepared = modality.prepare(data)
             normaliser = modality.make_normaliser()
+            if isinstance(prepared, MappedFeatures):  # left on disk: a streaming fit, rows read per batch
+                tensors.sample[name], present = self._mapped_rows(name, prepared, data, modality.source, idx, normaliser)
+                if present is not None:
+                    tensors.masks[name] = torch.as_tensor(present).to(device)
+                self.normalisers[name], self.dims[name] = normaliser, prepared.dim
+                continue
+            array = torch.as_tensor(prepared)
             if modality.granularity == "sample":
                 rows = array[idx]
                 if modality.source in data.sample_masks:  # fit on present rows; zero-fill the rest
@@ -172,6 +184,23 @@ class Aligner:
             self.normalisers[name] = normaliser
             self.dims[name] = int(array.shape[1])
         return tensors
+
+    def _mapped_rows(self, name: str, source: MappedFeatures, data: AlignmentData, key: str, idx: np.ndarray,
+                     normaliser: Normaliser) -> tuple[MappedRows, np.ndarray | None]:
+        """Fit ``normaliser`` on the present training rows in one streaming pass (checking they are
+        finite) and return the split's rows left on disk, with the presence mask if any."""
+        present = np.asarray(data.sample_masks[key], dtype=bool)[idx] if key in data.sample_masks else None
+        fitted = idx if present is None else idx[present]
+
+        def checked():
+            for start, block in zip(range(0, fitted.size, source.chunk_rows), source.chunks(fitted)):
+                if not np.isfinite(block).all():
+                    row = int(fitted[start + int(np.argwhere(~np.isfinite(block))[0, 0])])
+                    raise DataError(f"{data.name}: modality {name!r} ({key!r}, {source!r}) holds NaN or Inf at row {row}")
+                yield torch.from_numpy(block)
+
+        normaliser.fit_chunks(checked())
+        return MappedRows(source, idx, normaliser, self.device, present), present
 
     def override(self, seed: int | None = None, epochs: int | None = None) -> None:
         """Replace the config's seed and/or training epochs (``None``: keep)."""
@@ -201,8 +230,14 @@ class Aligner:
         With ``checkpoint_dir`` and ``checkpoint_every``, the full training state is saved there
         (atomically) every that many epochs and after the last; ``resume=True`` continues from it.
         ``callbacks`` (:class:`mmalign.training.Callback`) see every epoch. Returns the history.
+
+        Inside an initialised ``torch.distributed`` process group of two or more ranks (``torchrun``;
+        see :func:`mmalign.training.distributed.init_from_env`) every rank calls ``fit`` alike and
+        trains its share of each global batch with DDP; the result is the single-process one with
+        the same ``batch_size``, only rank 0 writes checkpoints and shows progress.
         """
         self.override(seed=seed, epochs=epochs)
+        group = current_process_group()
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         data.validate()
@@ -210,20 +245,23 @@ class Aligner:
         model = self.build(self.dims)
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
         optimizer = new_optimizer(model.parameters(), self.config.training, self.device)
+        self.distributed = None  # not part of the fingerprint: a run resumes with another world size
         fingerprint = {"describe": self.describe(), "split": split, "data": data.name}
+        self.distributed = group.describe() if group is not None else None
         start, prior = 0, []
         if resume and checkpoint_dir is not None and (Path(checkpoint_dir) / STATE_FILE).exists():
             start, prior = self._restore(Path(checkpoint_dir), fingerprint, optimizer, generator)
         extra: list[Callback] = []
-        if checkpoint_dir is not None and checkpoint_every is not None:
+        if checkpoint_dir is not None and checkpoint_every is not None and (group is None or group.primary):
             def save(epochs_done: int, history: list[EpochLog]) -> None:
                 save_training_state(checkpoint_dir, model, optimizer, generator, self._normaliser_state(),
-                                    epochs_done, history, fingerprint)
+                                    epochs_done, history, fingerprint, self.distributed)
 
             extra.append(Checkpointer(checkpoint_every, self.config.training.epochs, save, prior))
         self.warn_short_warmup()  # once everything is checked: a failing command prints its error alone
         history = train(model, tensors, self.config.training, generator, optimizer, start_epoch=start,
-                        progress=progress, callbacks=[*extra, *callbacks])
+                        progress=progress and (group is None or group.primary), callbacks=[*extra, *callbacks],
+                        distributed=group)
         self.history = prior + history
         return self.history
 
@@ -235,6 +273,8 @@ class Aligner:
         untrained except for its fitted normalisers."""
         if len(seeds) == 0:
             raise ConfigError("fit_seeds needs at least one seed")
+        if current_process_group() is not None:
+            raise ConfigError("fit_seeds trains several seeds in one process; under torchrun train one run with fit()")
         self.override(epochs=epochs)
         self.warn_short_warmup()
         data.validate()
@@ -315,6 +355,8 @@ class Aligner:
         body = {"mmalign_version": __version__, "aligner": self.config.model_dump(mode="json"), "modalities": modalities}
         if self.run_config is not None:
             body["run"] = self.run_config
+        if self.distributed is not None:
+            body["distributed"] = self.distributed
         return body
 
     def save(self, path: str | Path) -> Path:

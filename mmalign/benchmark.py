@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .aligner import Aligner
+from .config import merge_tables
 from .errors import ConfigError
 from .evaluation_record import evaluation_record
 from .memory import check_model_memory
@@ -55,6 +56,8 @@ class BenchmarkRequest:
     classifier_epochs: int | None = None
     save_models: bool = False
     callbacks: Sequence[Any] = ()
+    #: further aligner config values (nested, e.g. ``{"latent_size": 32}``), merged over the above
+    aligner: dict[str, Any] = field(default_factory=dict)
 
 
 def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
@@ -64,7 +67,7 @@ def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
         cfg["training"]["epochs"] = req.epochs
     if req.reparameterization is not None:
         cfg["reparameterization"] = req.reparameterization
-    return cfg
+    return merge_tables(cfg, req.aligner)
 
 
 def _train(req: BenchmarkRequest, data, seed: int, split: str, callbacks: Sequence[Any] = ()) -> Aligner:
@@ -224,6 +227,7 @@ def _key_fields(req: BenchmarkRequest, seed: int, shots: int) -> dict[str, Any]:
         "reparameterization": req.reparameterization or recipe.reparameterization, "policy": req.policy,
         "epochs_vae": req.epochs if req.epochs is not None else recipe.training.epochs,
         "synthetic": req.data.synthetic, "engine": req.engine, "precision": req.precision,
+        "overrides": dict(req.aligner),
     }
 
 

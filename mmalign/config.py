@@ -123,10 +123,11 @@ def recipe_defaults(name: str) -> dict[str, Any]:
     }
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in, tables recursively (a new dict; neither argument changes)."""
     out = dict(base)
     for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = merge_tables(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -145,7 +146,7 @@ def make_config(config: "AlignerConfig | dict[str, Any] | None" = None, recipe: 
         if len(warmup) < len(training["warmup"]):
             raise ConfigError("config: key 'training.warmup': 'beta'/'kl' or 'distance'/'align' name the same loss family; give one")
         overrides["training"] = {**training, "warmup": warmup}
-    merged = _merge(base, overrides)
+    merged = merge_tables(base, overrides)
     given = (overrides.get("training") or {}).get("warmup") if isinstance(overrides.get("training"), dict) else None
     if isinstance(given, dict) and isinstance(merged["training"].get("warmup"), dict):
         merged["training"]["warmup"].update(given)  # a family's schedule is replaced whole, never mixed with the recipe's

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError
+from .mapped import MappedFeatures
 
 #: Splits of the xlsa17 protocol. ``train``/``val`` are optional (model selection only).
 REQUIRED_SPLITS = ("trainval", "test_seen", "test_unseen")
@@ -150,6 +151,10 @@ class AlignmentData:
 
 
 def _check_matrix(dataset: str, key: str, arr: np.ndarray, rows: int, what: str) -> None:
+    if isinstance(arr, MappedFeatures) and what == "samples":  # on disk: values checked as training streams them
+        if arr.shape[0] != rows:
+            raise DataError(f"{dataset}: feature {key!r} ({arr!r}) has {arr.shape[0]} rows, expected {rows} ({what})")
+        return
     if not isinstance(arr, np.ndarray) or arr.ndim != 2:
         raise DataError(f"{dataset}: feature {key!r} must be a 2-D array ({what} x dim), got shape {np.shape(arr)}")
     if arr.shape[0] != rows:

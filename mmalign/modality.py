@@ -22,6 +22,7 @@ from torch import nn
 from .data import AlignmentData
 from .errors import ConfigError, DataError
 from .losses import l1_per_sample
+from .mapped import MappedFeatures
 from .normalise import Normaliser, make_normaliser
 
 Granularity = Literal["sample", "class"]
@@ -84,7 +85,10 @@ class Modality:
                 f"modality {self.name!r} is per-{self.granularity} but data {data.name!r} holds "
                 f"{self.source!r} per-{found}"
             )
-        array = np.asarray(data.array(self.source), dtype=np.float32)
+        source = data.array(self.source)
+        if isinstance(source, MappedFeatures):  # left on disk; training checks the rows as it streams them
+            return source
+        array = np.asarray(source, dtype=np.float32)
         if not np.isfinite(array).all():
             row = int(np.argwhere(~np.isfinite(array))[0, 0])
             raise DataError(f"{data.name}: modality {self.name!r} ({self.source!r}) holds NaN or Inf at row {row}")

@@ -7,6 +7,8 @@ identity. State is a flat dict of tensors so it can live in safetensors.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 
 from .errors import CheckpointError, ConfigError
@@ -19,6 +21,11 @@ class Normaliser:
 
     def fit(self, x: torch.Tensor) -> "Normaliser":
         return self
+
+    def fit_chunks(self, chunks: Iterable[torch.Tensor]) -> "Normaliser":
+        """Fit on the rows of ``chunks`` taken together (features read from disk block by block).
+        The base class concatenates them; normalisers with a streaming fit override it."""
+        return self.fit(torch.cat(list(chunks)))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -45,6 +52,18 @@ class MinMax(Normaliser):
         self.scale = torch.where(span > 0, 1.0 / torch.where(span > 0, span, 1.0), torch.ones_like(span))
         return self
 
+    def fit_chunks(self, chunks: Iterable[torch.Tensor]) -> "MinMax":
+        """Streaming fit: the running column min and max, the same state as :meth:`fit` on all rows."""
+        lo = hi = None
+        for x in chunks:
+            if x.shape[0] == 0:
+                continue
+            a, b = torch.aminmax(x, dim=0)
+            lo, hi = (a, b) if lo is None else (torch.minimum(lo, a), torch.maximum(hi, b))
+        if lo is None:
+            raise ConfigError("MinMax normaliser cannot be fitted on zero rows")
+        return self.fit(torch.stack([lo, hi]))
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.min is None or self.scale is None:
             raise ConfigError("MinMax normaliser used before it was fitted on the training split")
@@ -67,6 +86,9 @@ class MinMax(Normaliser):
 
 class L2(Normaliser):
     name = "l2"
+
+    def fit_chunks(self, chunks: Iterable[torch.Tensor]) -> "L2":
+        return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.normalize(x, dim=1)

@@ -62,7 +62,10 @@ def save_training_state(
     epochs_done: int,
     history: list[EpochLog],
     config: dict[str, Any],
+    distributed: dict[str, Any] | None = None,
 ) -> Path:
+    """Write the training state atomically; ``distributed`` (world size and backend of a
+    data-parallel run, default None) is recorded beside ``config`` but never compared on resume."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt_tensors, opt_scalars = optimizer_tensors(optimizer)
     tensors.update(opt_tensors)
@@ -75,6 +78,8 @@ def save_training_state(
         "optimizer": json.dumps(opt_scalars),
         "config": json.dumps(config, sort_keys=True),
     }
+    if distributed is not None:
+        metadata["distributed"] = json.dumps(distributed, sort_keys=True)
     path = Path(folder) / STATE_FILE
     save_tensors(path, tensors, metadata)
     return path

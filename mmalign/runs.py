@@ -60,16 +60,21 @@ def default_modalities(side_info: str) -> list[dict[str, Any]]:
     return [{"kind": "image_features", "name": IMAGE}, {"kind": side_info, "name": SIDE}]
 
 
-def read_run_config(path: str | Path) -> RunConfig:
+def read_config_file(path: str | Path, what: str = "config file") -> Any:
+    """The parsed contents of a TOML file (JSON for ``.json``); :class:`ConfigError` naming ``path``
+    when it is missing or does not parse."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: {what} not found")
     try:
         text = path.read_text()
-        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot parse ({exc})") from None
-    return parse_run_config(raw, str(path))
+
+
+def read_run_config(path: str | Path) -> RunConfig:
+    return parse_run_config(read_config_file(path), str(path))
 
 
 def parse_run_config(raw: Any, where: str = "config") -> RunConfig:

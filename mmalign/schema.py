@@ -23,7 +23,7 @@ COMMANDS = ("benchmark", "eval", "cub-text")
 #: The fields that identify a record: one (config, seed) has one record in a results file.
 KEY_FIELDS = ("command", "dataset", "setting", "shots", "seed", "side_info", "method", "modalities", "query",
               "gallery", "reparameterization", "policy", "epochs_vae", "synthetic", "engine",
-              "precision")
+              "precision", "overrides")
 
 
 Metric = Literal["S", "U", "H", "top1", "top5", "mrr"]
@@ -85,6 +85,9 @@ class ResultRecord(_Strict):
     classifier_epochs: int | None = Field(None, description="Epochs of the final classifier.")
     epochs_vae: int | None = Field(None, description="VAE training epochs.")
     synthetic: bool = Field(False, description="Generated data (never judged against the paper).")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Aligner config values set beyond the recipe and the command's flags "
+                                          "(a sweep's grid values, e.g. {\"latent_size\": 32}); part of the identity.")
     engine: str | None = Field(None, description="Training engine.")
     precision: str | None = Field(None, description="Training precision (fp32, bf16).")
     device: str | None = Field(None, description="torch device (cpu, cuda).")

@@ -3,6 +3,8 @@ the paper's number with pass/fail against its tolerance, then the wall time per 
 
 from __future__ import annotations
 
+import json
+
 from typing import Sequence
 
 import numpy as np
@@ -23,12 +25,19 @@ def run_label(r: ResultRecord) -> str:
     return label
 
 
+def _hashable(value):
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
 def group_by_config(records: Sequence[ResultRecord]) -> dict[tuple, list[ResultRecord]]:
     """Records grouped by everything but the seed; one record per distinct seed (the last wins)."""
     groups: dict[tuple, dict[int, ResultRecord]] = {}
     for r in records:
-        groups.setdefault(tuple(getattr(r, k) if k != "modalities" else tuple(r.modalities) for k in _GROUP),
-                          {})[r.seed] = r
+        groups.setdefault(tuple(_hashable(getattr(r, k)) for k in _GROUP), {})[r.seed] = r
     return {k: list(v.values()) for k, v in groups.items()}
 
 

@@ -56,6 +56,8 @@ class LossTerm:
         decodes: which decoder outputs ``per_sample`` reads through ``inputs.decoded`` (lets the
             engine batch the decoder calls, and skip the backward of a family whose weight is 0).
         description: one line for ``mmalign plugins``.
+        batch_coupled: whether a sample's value depends on the other samples of the batch (e.g.
+            InfoNCE negatives); such a family cannot be split across data-parallel ranks. Default False.
     """
 
     family: str
@@ -64,6 +66,7 @@ class LossTerm:
     weight: Ramp | float = 0.0
     decodes: Decodes = "none"
     description: str = ""
+    batch_coupled: bool = False
 
     def __post_init__(self) -> None:
         if not self.family or not self.family.replace("_", "").isalnum():

@@ -23,5 +23,5 @@ def contrastive(inputs: TermInputs, a: str, b: str):
 
 @mmalign.hookimpl
 def register_losses(register):
-    register(LossTerm("contrastive", "unordered", contrastive, weight=0.0,
+    register(LossTerm("contrastive", "unordered", contrastive, weight=0.0, batch_coupled=True,
                       description=f"symmetric InfoNCE between posterior means (temperature {TEMPERATURE})"))

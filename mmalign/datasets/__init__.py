@@ -6,12 +6,15 @@
   ``registry/datasets/``; or any folder in the xlsa17 layout (no card).
 - :func:`read_xlsa17`, :func:`read_class_level`, :func:`read_res101`: the file readers.
 - :func:`download_xlsa17`: fetch and unpack the public release.
+- :func:`map_features`: per-sample features left on disk (safetensors, one file or shards) for
+  training sets larger than memory.
 - :func:`synthetic_like`, :func:`write_xlsa17_layout`: benchmark-shaped synthetic data and a writer
   of the exact file layout.
 """
 
 from .cards import CardReport, DatasetCard, check_card, list_cards, load_card
 from .load import load_class_level, load_dataset
+from ..mapped import MappedFeatures, map_features
 from .locate import default_data_dir, download_xlsa17, find_dataset_dir, resolve_data_dir
 from .synthetic import synthetic_like, write_xlsa17_layout
 from .xlsa17 import ClassLevelData, Res101, read_class_level, read_res101, read_xlsa17
@@ -19,6 +22,6 @@ from .xlsa17 import ClassLevelData, Res101, read_class_level, read_res101, read_
 __all__ = [
     "CardReport", "ClassLevelData", "DatasetCard", "Res101", "check_card", "default_data_dir",
     "download_xlsa17", "find_dataset_dir", "list_cards", "load_card", "load_class_level",
-    "load_dataset", "read_class_level", "read_res101", "read_xlsa17", "resolve_data_dir",
+    "load_dataset", "map_features", "MappedFeatures", "read_class_level", "read_res101", "read_xlsa17", "resolve_data_dir",
     "synthetic_like", "write_xlsa17_layout",
 ]

@@ -1,5 +1,5 @@
 """Training: one loop (:mod:`.loop`), its callbacks (:mod:`.callbacks`), the step strategies it is
-handed (:mod:`.steps`, :mod:`.graphs`, :mod:`.stacked`) and the engines that put them together
+handed (:mod:`.steps`, :mod:`.graphs`, :mod:`.stacked`, :mod:`.distributed`) and the engines that put them together
 (:mod:`.engines`: :func:`train`, :func:`train_seeds`)."""
 
 from .callbacks import Callback, Checkpointer, EpochLog, FiniteCheck, History, LogLines, LoopState, ProgressBar

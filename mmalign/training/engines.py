@@ -28,6 +28,7 @@ from ..engine import AlignedVAE, compute_terms
 from ..errors import ConfigError, TrainingError
 from ..schedule import LossSchedule
 from .callbacks import Callback, EpochLog, ProgressBar
+from .distributed import DistributedContext, DistributedStep
 from .graphs import capturable, capture_available
 from .loop import Trainer
 from .onednn import OneDnnLinear, available as onednn_available
@@ -98,13 +99,18 @@ def _linear_mode(config: TrainConfig, device: torch.device, linear: str):
 def _run(template: AlignedVAE, encode, decode, params: list[torch.Tensor], data: TrainingTensors,
          config: TrainConfig, generators: Sequence[torch.Generator], optimizer: torch.optim.Optimizer | None,
          start_epoch: int, progress: bool, callbacks: Sequence[Callback], graphs: bool | None,
-         linear: str, num_threads: int | None) -> list[list[EpochLog]]:
+         linear: str, num_threads: int | None,
+         distributed: DistributedContext | None = None) -> list[list[EpochLog]]:
     check_engine(config)
     n = data.num_samples
     if n == 0:
         raise TrainingError("no training samples: the training split is empty")
     device = data.labels.device
-    graphed = uses_graphs(config, device, graphs)
+    if distributed is not None and (graphs or config.compile):
+        raise ConfigError("a data-parallel run (torchrun) steps from Python: no CUDA graphs, no compile")
+    if not data.resident and (graphs or config.compile):
+        raise ConfigError("features read from disk are gathered from Python each step: no CUDA graphs, no compile")
+    graphed = False if distributed is not None or not data.resident else uses_graphs(config, device, graphs)
     optimizer = optimizer or new_optimizer(params, config, device, graphs)
     schedule = LossSchedule(template.terms, config.warmup)
     names = template.term_names()
@@ -124,7 +130,14 @@ def _run(template: AlignedVAE, encode, decode, params: list[torch.Tensor], data:
     template.train()
     try:
         with thread_count(num_threads), capturable(optimizer, graphed and capture_available(device)):
-            step = GraphedStep(*args, params) if graphed else PlainStep(*args, weights_as_tensor=config.compile)
+            if distributed is not None:
+                step = DistributedStep(*args[1:], model=template, context=distributed, reduction=template.reduction,
+                                       masked=bool(data.masks),
+                                       batch_coupled=[t.family for t in template.terms if t.batch_coupled])
+            elif graphed:
+                step = GraphedStep(*args, params)
+            else:
+                step = PlainStep(*args, weights_as_tensor=config.compile)
             trainer = Trainer(step, config, schedule, names, generators, n, start_epoch, [*extra, *callbacks])
             return trainer.run()
     finally:
@@ -134,19 +147,21 @@ def _run(template: AlignedVAE, encode, decode, params: list[torch.Tensor], data:
 def train(model: AlignedVAE, data: TrainingTensors, config: TrainConfig, generator: torch.Generator,
           optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0, progress: bool = True,
           callbacks: Sequence[Callback] = (), *, graphs: bool | None = None, linear: str = "auto",
-          num_threads: int | None = None) -> list[EpochLog]:
+          num_threads: int | None = None, distributed: DistributedContext | None = None) -> list[EpochLog]:
     """Train ``model`` in place with ``config.engine``; returns the per-epoch term means.
 
     ``optimizer`` continues a resumed run (with ``start_epoch``; the generator must hold the saved
     state), default a new one for the engine. ``callbacks`` run after the built-in finite check and
     history. Keyword-only: ``graphs`` (default: on for CUDA with engine ``auto``), ``linear``
     (``auto``/``aten``/``onednn``: the fp32 CPU products of engine ``auto``), ``num_threads``
-    (torch's intra-op threads for the duration). Raises :class:`TrainingError` when a loss term
-    becomes NaN or infinite.
+    (torch's intra-op threads for the duration), ``distributed`` (default ``None``: one process; a
+    :class:`~mmalign.training.distributed.DistributedContext` trains data-parallel with
+    :class:`~mmalign.training.distributed.DistributedStep`, every rank calling ``train`` alike).
+    Raises :class:`TrainingError` when a loss term becomes NaN or infinite.
     """
     params = list(model.parameters())
     return _run(model, model.own_encode, model.own_decode, params, data, config, [generator], optimizer,
-                start_epoch, progress, callbacks, graphs, linear, num_threads)[0]
+                start_epoch, progress, callbacks, graphs, linear, num_threads, distributed)[0]
 
 
 def train_seeds(models: Sequence[AlignedVAE], data: TrainingTensors, config: TrainConfig,

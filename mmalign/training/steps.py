@@ -10,6 +10,9 @@ last), the summed loss is back-propagated and the optimiser steps.
   running sums), captured once as a CUDA graph and replayed (:mod:`mmalign.training.graphs`);
   every family runs with its weight from a tensor, 0 during its warm-up. Without CUDA the
   static-buffer step runs uncaptured (the tests check it against the plain step).
+* :class:`~mmalign.training.distributed.DistributedStep`: one run on several processes
+  (torchrun, DDP): every rank draws the whole global batch as :meth:`PlainStep.draw` does and
+  trains its share of the rows.
 
 The loop calls ``sums = step.start_epoch(weights)`` once per epoch and ``step.step(generators)``
 once per step; ``sums`` is ``(S, T)``.

@@ -1,0 +1,215 @@
+"""Running a sweep: the runs go to workers (in this process, a local process pool, or Ray tasks);
+this process, the driver, is the one writer of ``OUT/results.json``.
+
+Every finished run's record is appended at once (atomically, under the results lock: :func:`mmalign.records.write_record`)
+with ``sweep = {"run": id, "params": ..., "attempts": n}``; ``resume`` skips the runs whose id is
+already there, so a killed driver loses no finished record and runs none twice. A failing run is
+retried ``retries`` times, then written to ``OUT/failures.json`` with its error while the others go
+on (a later ``resume`` tries it again). A progress bar counts runs done, failed and left, with
+tqdm's estimate of the time left.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..atomic import write_json_atomic
+from ..errors import ConfigError
+from ..records import load_records, write_record
+from ..schema import ResultRecord, dump_record
+from .spec import Sweep, SweepRun, build_request
+
+SCRATCH = ".sweep-scratch"
+
+
+def run_one(params: dict[str, Any], scratch: str, threads: int | None = None) -> list[dict[str, Any]]:
+    """One run in a worker: train and evaluate (``mmalign benchmark``'s code), its records written to
+    ``scratch`` only; returns them."""
+    from ..benchmark import run_benchmark
+    from ..threads import limit_threads
+
+    limit_threads(threads)
+    return [dump_record(r) for r in run_benchmark(build_request(params, Path(scratch)), log=lambda line: None)]
+
+
+def free_workers() -> int:
+    """The CPU cores this process may use (the default pool size)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class InProcess:
+    """Runs each run in the driver itself, one after the other (when the driver waits for one)."""
+
+    def __init__(self, threads: int | None) -> None:
+        self.threads = threads
+        self.submitted = 0
+
+    def submit(self, params: dict[str, Any], scratch: str) -> Any:
+        future: cf.Future = cf.Future()
+        future.order, future.call = self.submitted, (params, scratch)  # type: ignore[attr-defined]
+        self.submitted += 1
+        return future
+
+    def wait(self, pending: set) -> set:
+        future = min(pending, key=lambda f: f.order)
+        try:
+            future.set_result(run_one(*future.call, self.threads))
+        except Exception as exc:  # reported by the driver like a worker's error
+            future.set_exception(exc)
+        return {future}
+
+    @staticmethod
+    def outcome(handle: Any) -> tuple[list[dict[str, Any]] | None, BaseException | None]:
+        exc = handle.exception()
+        return (None, exc) if exc is not None else (handle.result(), None)
+
+    def close(self) -> None:
+        pass
+
+
+class LocalPool(InProcess):
+    """A ``concurrent.futures`` process pool of ``workers`` fresh interpreters (spawned)."""
+
+    def __init__(self, workers: int, threads: int | None) -> None:
+        super().__init__(threads)
+        self.pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, params: dict[str, Any], scratch: str) -> Any:
+        return self.pool.submit(run_one, params, scratch, self.threads)
+
+    def wait(self, pending: set) -> set:
+        done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        return done
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayTasks:
+    """One Ray task per run (``num_cpus``/``num_gpus`` each) on the cluster at ``address`` (``None``:
+    a local Ray started on demand), through Ray's own API (``pip install 'mmalign[ray]'``)."""
+
+    def __init__(self, address: str | None, num_cpus: float, num_gpus: float, threads: int | None,
+                 local_cpus: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--ray needs Ray: pip install 'mmalign[ray]'") from None
+        self.ray = ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": local_cpus}
+            ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+        self.remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(run_one)
+        self.threads = threads
+
+    def submit(self, params: dict[str, Any], scratch: str) -> Any:
+        return self.remote.remote(params, scratch, self.threads)
+
+    def wait(self, pending: set) -> set:
+        done, _ = self.ray.wait(list(pending), num_returns=1)
+        return set(done)
+
+    def outcome(self, handle: Any) -> tuple[list[dict[str, Any]] | None, BaseException | None]:
+        try:
+            return self.ray.get(handle), None
+        except Exception as exc:
+            return None, exc
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: records appended now, runs skipped as already done, failures."""
+
+    appended: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text.splitlines()[-1][:500] if "\n" in text else text[:500]
+
+
+def run_sweep(sweep: Sweep, out: str | Path, executor, resume: bool = False, progress: bool = True,
+              log: Callable[[str], None] = print) -> SweepReport:
+    """Run every run of ``sweep`` not yet in ``OUT/results.json`` (see the module docstring).
+    ``executor``: :class:`InProcess`, :class:`LocalPool` or :class:`RayTasks`."""
+    out = Path(out)
+    results = out / "results.json"
+    existing = load_records(results)
+    done = {r.details["sweep"].get("run") for r in existing if isinstance(r.details.get("sweep"), dict)}
+    mine = [run for run in sweep.runs if run.id in done]
+    if mine and not resume:
+        raise ConfigError(f"{results}: already holds {len(mine)} run(s) of this sweep; pass --resume to run the rest "
+                          "(finished runs are skipped), or choose another --out")
+    todo = [run for run in sweep.runs if run.id not in done]
+    report = SweepReport(skipped=len(sweep.runs) - len(todo))
+    if report.skipped:
+        log(f"resume: {report.skipped} of {len(sweep.runs)} run(s) already in {results}; skipped")
+    out.mkdir(parents=True, exist_ok=True)
+    scratch_root = out / SCRATCH
+    started = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="sweep", unit="run")
+    attempts = {run.id: 0 for run in todo}
+    pending: dict[Any, SweepRun] = {}
+
+    def submit(run: SweepRun) -> None:
+        attempts[run.id] += 1
+        scratch = scratch_root / f"{run.id}-{attempts[run.id]}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        pending[executor.submit(run.params, str(scratch))] = run
+
+    try:
+        for run in todo:
+            submit(run)
+        while pending:
+            for handle in executor.wait(set(pending)):
+                run = pending.pop(handle)
+                records, exc = executor.outcome(handle)
+                shutil.rmtree(scratch_root / f"{run.id}-{attempts[run.id]}", ignore_errors=True)
+                if exc is not None:
+                    if attempts[run.id] <= sweep.retries:
+                        log(f"run {run.id} ({run.describe(sweep.varying)}) failed ({_error_text(exc)}); retrying")
+                        submit(run)
+                        continue
+                    report.failures.append({"run": run.id, "params": run.params, "attempts": attempts[run.id],
+                                            "error": _error_text(exc)})
+                    write_json_atomic(out / "failures.json", report.failures)
+                else:
+                    for raw in records or []:
+                        record = ResultRecord.model_validate(raw)
+                        record.details["sweep"] = {"run": run.id, "params": run.params, "attempts": attempts[run.id]}
+                        write_record(results, record)
+                        report.appended.append(dump_record(record))
+                if bar is not None:
+                    finished = len(todo) - len(pending)
+                    bar.set_postfix(done=finished - len(report.failures), failed=len(report.failures),
+                                    left=len(pending), refresh=False)
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        executor.close()
+        shutil.rmtree(scratch_root, ignore_errors=True)
+    if not report.failures:
+        (out / "failures.json").unlink(missing_ok=True)  # from an earlier attempt, now all done
+    report.seconds = time.perf_counter() - started
+    return report
