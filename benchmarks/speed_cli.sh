@@ -32,7 +32,8 @@ import json, sys
 records = json.load(open(sys.argv[1]))
 records = records["records"] if isinstance(records, dict) else records
 r = records[-1]
-print(f"{r['U']:.1f}\t{r['S']:.1f}\t{r['H']:.1f}")
+m = r.get("metrics", r)
+print(f"{m['U']:.1f}\t{m['S']:.1f}\t{m['H']:.1f}")
 PY
 )
     printf '%s\t%s\t%s\t%s\t%s\t%d\t%s\n' "$path" "$round" "$wall" "$user" "$sys" $((rss / 1024)) "$ush" | tee -a "$OUT/times.tsv"

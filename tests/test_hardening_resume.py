@@ -86,11 +86,14 @@ def run_setup(tmp_path_factory):
     return root, folder, malformed.write_toml(root / "cfg.toml", cfg)
 
 
-#: every training path the CLI exposes: the default (engine auto), the plain reference loop, and bf16
-ENGINE_FLAGS = {"auto": [], "reference": ["--engine", "reference"], "auto-bf16": ["--precision", "bf16"]}
+#: every training path the CLI exposes: the default (engine auto), the plain reference loop, and bf16,
+#: on the CPU and (CUDA graph, stacked-free single run) on a GPU
+ENGINE_FLAGS = {"auto": [], "reference": ["--engine", "reference"], "auto-bf16": ["--precision", "bf16"],
+                "cuda-auto": ["--device", "cuda"], "cuda-reference": ["--device", "cuda", "--engine", "reference"]}
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
 
-@pytest.mark.parametrize("engine", list(ENGINE_FLAGS))
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=NO_CUDA) if e.startswith("cuda") else e for e in ENGINE_FLAGS])
 def test_resume_after_sigkill_gives_bitwise_identical_weights(run_setup, engine):
     root, _, cfg = run_setup
     a, b = root / f"A-{engine}", root / f"B-{engine}"
@@ -122,7 +125,8 @@ def test_resume_after_sigkill_gives_bitwise_identical_weights(run_setup, engine)
     assert _epochs_done(b) == EPOCHS
     saved = json.loads((b / "config.json").read_text())["aligner"]["training"]
     assert (saved["engine"], saved["precision"]) == {"auto": ("auto", "fp32"), "reference": ("reference", "fp32"),
-                                                     "auto-bf16": ("auto", "bf16")}[engine]
+                                                     "auto-bf16": ("auto", "bf16"), "cuda-auto": ("auto", "fp32"),
+                                                     "cuda-reference": ("reference", "fp32")}[engine]
 
 
 def test_resume_ignores_stray_temp_files_from_a_kill_mid_save(tmp_path, monkeypatch):
