@@ -84,7 +84,30 @@ def apply_recipe_sizes(modality: Modality, recipe: str | None) -> Modality:
 
 
 class Aligner:
-    """Aligned VAEs over ``M >= 2`` modalities (CADA-VAE for M = 2 in ``cada2019`` mode)."""
+    """Aligned VAEs over ``M >= 2`` modalities (CADA-VAE for M = 2 in ``cada2019`` mode).
+
+    One VAE per modality, trained jointly so that every modality's posterior lands in one shared
+    latent space: each modality reconstructs itself, is decoded from every other modality's latent
+    (cross-reconstruction) and its posterior is pulled towards the others' (2-Wasserstein
+    distribution alignment), with CADA-VAE's warm-up ramps.
+
+    Typical use::
+
+        aligner = mmalign.Aligner(["image_features", "attributes"], config={"seed": 0})
+        aligner.fit(data)                                   # an AlignmentData
+        z = aligner.embed("image_features", rows)           # posterior means, numpy in -> numpy out
+        att = aligner.translate("image_features", "attributes", rows)
+        idx, scores = aligner.retrieve("attributes", att_rows, "image_features", rows, k=5)
+        aligner.save("runs/x"); again = mmalign.Aligner.load("runs/x")
+
+    Attributes:
+        modalities: name -> :class:`~mmalign.Modality`, in the order given.
+        config: the validated :class:`~mmalign.AlignerConfig`.
+        model: the :class:`~mmalign.AlignedVAE` once fitted or loaded (else None).
+        normalisers: name -> the normaliser fitted on the training split.
+        dims: name -> input dimension.
+        history: one :class:`~mmalign.training.EpochLog` per trained epoch.
+    """
 
     def __init__(
         self,
@@ -93,6 +116,28 @@ class Aligner:
         recipe: str | None = "cada_vae",
         catalog: ModalityCatalog | None = None,
     ) -> None:
+        """Build the modalities and validate the config; no network exists until :meth:`fit`.
+
+        Args:
+            modalities: at least two, each a :class:`~mmalign.Modality` instance, a registered
+                modality key (``"image_features"``, ``"attributes"``, ``"sentences"``, ``"text"``,
+                ``"class_text"`` or a plugin's) or a dict ``{"kind": key, "name": ..., **options}``.
+                Names must be unique (default name: the key). A modality reads the array named
+                by its ``options.source`` (built-ins default to ``"features"``, ``"attributes"``,
+                ``"sentences"``, ``"text"``; a class without a default reads its own name).
+            config: an :class:`~mmalign.AlignerConfig` or a dict of overrides; unknown keys are
+                errors. Default: the recipe's values (latent size 64, ``cada2019`` mode, 100
+                epochs, batch 50, Adam lr 1.5e-4, seed 0, device ``"auto"``).
+            recipe: the recipe in ``registry/recipes`` the defaults come from (default
+                ``"cada_vae"``; None: the config's field defaults). Its hidden sizes apply to
+                modalities whose ``hidden`` option was not set.
+            catalog: the plugin catalog to resolve keys with (default: the process-wide one,
+                :func:`~mmalign.get_catalog`).
+
+        Raises:
+            ConfigError: fewer than two modalities, duplicate names, bad config keys or values.
+            PluginError: a modality key no installed plugin registers.
+        """
         self.catalog = catalog or get_catalog()
         built = [build_modality(spec, self.catalog) for spec in modalities]
         if len(built) < 2:
@@ -320,7 +365,10 @@ class Aligner:
 
     @torch.no_grad()
     def encode(self, name: str, rows: np.ndarray | torch.Tensor, batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior ``(mu, logvar)`` of raw rows of modality ``name`` (normalised as in training)."""
+        """Posterior ``(mu, logvar)`` of raw rows of modality ``name`` (normalised as in training).
+
+        ``rows`` is ``(n, dim)``, numpy or torch. Returns two **torch** tensors ``(n, latent_size)``
+        on the aligner's device; :meth:`embed` returns the means in the type given."""
         model = self._require_model()
         if name not in self.modalities:
             raise ConfigError(f"unknown modality {name!r}; this aligner has {self.names}")
@@ -428,3 +476,69 @@ class Aligner:
             aligner.normalisers[name] = normaliser
         aligner.history = read_history(path)
         return aligner
+
+    # -- the aligned latent space --------------------------------------------------------------
+
+    def embed(self, name: str, x: np.ndarray | torch.Tensor, batch_size: int = 8192) -> np.ndarray | torch.Tensor:
+        """Posterior means of raw rows ``x`` ``(n, dim)`` of modality ``name``: ``(n, latent_size)``.
+
+        numpy in, numpy (float32) out; torch in, torch out on ``x``'s device. Rows of every
+        modality land in the same latent space, so embeddings of different modalities compare."""
+        mu, _ = self.encode(name, x, batch_size)
+        return mu.to(x.device) if isinstance(x, torch.Tensor) else mu.cpu().numpy()
+
+    @torch.no_grad()
+    def translate(self, source: str, target: str, x: np.ndarray | torch.Tensor,
+                  batch_size: int = 8192) -> np.ndarray | torch.Tensor:
+        """Rows ``x`` of modality ``source`` rendered as modality ``target``: encode (posterior
+        means), decode with ``target``'s decoder, undo ``target``'s normaliser (``minmax``; an
+        ``l2`` normaliser leaves unit-norm rows). Returns ``(n, dims[target])``, numpy or torch as
+        given (torch on ``x``'s device)."""
+        model = self._require_model()
+        if target not in self.modalities:
+            raise ConfigError(f"unknown modality {target!r}; this aligner has {self.names}")
+        mu, _ = self.encode(source, x, batch_size)
+        model.eval()
+        out = torch.cat([self.normalisers[target].inverse(model.decoders[target](chunk)) for chunk in mu.split(batch_size)])
+        return out.to(x.device) if isinstance(x, torch.Tensor) else out.cpu().numpy()
+
+    @torch.no_grad()
+    def retrieve(
+        self, query_modality: str, queries: np.ndarray | torch.Tensor, gallery_modality: str,
+        gallery: np.ndarray | torch.Tensor, k: int | None = 10,
+    ) -> tuple[np.ndarray, np.ndarray] | tuple[torch.Tensor, torch.Tensor]:
+        """Cross-modal retrieval in the aligned space: for each query row, the ``k`` most similar
+        gallery rows (cosine between posterior means, computed in float64).
+
+        Args:
+            query_modality: the modality of the queries.
+            queries: raw rows of ``query_modality``, ``(Q, d_q)``.
+            gallery_modality: the modality searched.
+            gallery: raw rows of ``gallery_modality``, ``(G, d_g)``.
+            k: results per query (default 10; None: the whole gallery ranked). At most ``G``.
+
+        Returns:
+            ``(indices, scores)``, each ``(Q, k)``: gallery row numbers from best to worst and
+            their cosine similarities (ties keep gallery order). numpy (int64, float64) when
+            ``queries`` is numpy; torch on the queries' device when it is a tensor.
+        """
+        q, g = self.embed(query_modality, _as_tensor(queries)), self.embed(gallery_modality, _as_tensor(gallery))
+        size = g.shape[0]
+        k = size if k is None else int(k)
+        if not 1 <= k <= size:
+            raise ConfigError(f"k must lie in 1..{size} (the gallery's rows), got {k}")
+        sim = _unit_rows(q.double()) @ _unit_rows(g.double().to(q.device)).T
+        scores, indices = torch.sort(sim, dim=1, descending=True, stable=True)
+        indices, scores = indices[:, :k], scores[:, :k]
+        if isinstance(queries, torch.Tensor):
+            return indices, scores
+        return indices.cpu().numpy(), scores.cpu().numpy()
+
+
+def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
+
+
+def _unit_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Rows scaled to unit Euclidean norm (zero rows stay zero)."""
+    return x / x.norm(dim=1, keepdim=True).clamp_min(eps)

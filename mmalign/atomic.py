@@ -3,6 +3,8 @@
 A reader never sees a half-written file; an interrupted write leaves the old file (or nothing).
 A write that fails (no space left, no permission, the folder is a file) removes its temp file,
 leaves the previous file untouched and raises :class:`~mmalign.errors.OutputError` naming the file.
+Files get the permissions any tool would give them (``0o666`` less the umask), not ``mkstemp``'s
+private ``0o600``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import errno
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +29,17 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it; the lock keeps threads from racing)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then move the result onto ``path`` in one rename.
 
@@ -38,6 +52,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~current_umask())
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

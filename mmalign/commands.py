@@ -8,10 +8,12 @@ import re
 import sys
 from pathlib import Path
 
+from .cli_args import BENCHMARKS, add_protocol_flags, benchmark_name, check_protocol_flags
 from .errors import ConfigError, MmalignError
+from .resume import STATE_FILE
+from .train_output import prepare_output, resume_hint
 from .threads import limit_threads
 
-BENCHMARKS = ("cub", "sun", "awa1", "awa2", "apy", "flo", "custom", "cub-text")
 CUB_TEXT_MODALITIES = ("att", "sent", "wiki")
 #: ``--text-vectors`` -> ``run_cub_text(recompute=...)``
 _TEXT_VECTORS = {"auto": "auto", "shipped": "never", "recompute": "always"}
@@ -27,6 +29,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, metavar="N",
                    help="save the full training state to OUT every N epochs (atomically)")
     p.add_argument("--resume", action="store_true", help="continue from the training state saved in OUT")
+    p.add_argument("--force", action="store_true", help="overwrite a checkpoint (and its results.json) already in OUT")
+    p.add_argument("--keep-state", action="store_true",
+                   help="keep the training state in OUT after a successful end (default: removed)")
     p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and the BLAS libraries")
     p.add_argument("--engine", choices=("auto", "reference"),
@@ -39,38 +44,28 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint (GZSL/ZSL, few-shot) on the data it was trained for")
     p.add_argument("checkpoint", help="checkpoint directory written by 'mmalign train'")
-    p.add_argument("--setting", choices=("gzsl", "zsl"), default="gzsl")
-    p.add_argument("--shots", type=int, nargs="+", default=[0])
     p.add_argument("--seed", type=int, help="seed of sampling and classifier (default: the training seed)")
-    p.add_argument("--policy", choices=("fixed", "test"), default="fixed",
-                   help="classifier epochs: the recipe's table (fixed), or selected on test (reported as such)")
     p.add_argument("--data-dir", help="override the data root recorded in the checkpoint")
     p.add_argument("--device", help="auto, cpu, cuda")
+    add_protocol_flags(p)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar (--policy val trains a VAE)")
     add_rerun_arguments(p, "CHECKPOINT/results.json")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("benchmark", help="reproduce CADA-VAE on a benchmark and compare with the paper")
-    p.add_argument("dataset", choices=BENCHMARKS,
-                   help="a standard data set, 'custom' with --data-dir D/NAME, or 'cub-text' (real CUB class "
+    p = sub.add_parser("benchmark", help="reproduce CADA-VAE on a benchmark and compare with the paper",
+                       description="Runs append to OUT/results.json (default runs/benchmark/results.json).")
+    p.add_argument("dataset", type=benchmark_name, metavar="DATASET",
+                   help=f"one of {', '.join(BENCHMARKS)} (any case), or a data set a plugin registers: a "
+                        "standard data set, 'custom' with --data-dir D/NAME, or 'cub-text' (real CUB class "
                         "attributes, sentence embeddings and Wikipedia text; cross-modal retrieval, no download)")
     p.add_argument("--data-dir", help="data root holding <DATASET>/ (custom: the data set folder itself)")
     p.add_argument("--synthetic", action="store_true", help="generated data with the data set's exact layout")
-    p.add_argument("--setting", choices=("gzsl", "zsl"), default="gzsl")
-    p.add_argument("--shots", type=int, nargs="+", default=[0], help="images per unseen class moved to training")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
     p.add_argument("--first-seed", type=int, default=0, help="first seed")
-    p.add_argument("--side-info", choices=("attributes", "sentences"), default="attributes")
+    p.add_argument("--side-info", choices=("attributes", "sentences"), help="class side information (default attributes)")
     p.add_argument("--epochs", type=int, help="VAE epochs (default: the recipe's 100)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
-    p.add_argument("--policy", choices=("fixed", "val", "test"), default="fixed",
-                   help="classifier epochs: paper table (fixed), chosen on validation classes (val), or on test")
-    p.add_argument("--classifier-epochs", type=int, metavar="N",
-                   help="train the final classifier for exactly N epochs (policy 'manual'; for custom data sets)")
-    p.add_argument("--max-classifier-epochs", type=int, default=100, metavar="N",
-                   help="range searched by --policy val/test (default 100)")
-    p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for torch and the BLAS libraries (default: all cores, waiting passively)")
+    add_protocol_flags(p)
     p.add_argument("--engine", choices=("auto", "reference"), default="auto",
                    help="training path: auto (default) = the fastest path that agrees with the reference on this "
                         "device (CUDA graph on a GPU, fused Adam + oneDNN on a CPU); reference = the plain PyTorch loop")
@@ -83,7 +78,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                        help="train the seeds one after the other")
     p.add_argument("--recipe", default="cada_vae", help="recipe in registry/recipes")
     p.add_argument("--reparameterization", choices=("cada2019", "standard"), help="override the recipe's mode")
-    p.add_argument("--out", default="runs/benchmark", help="folder for results.json")
+    p.add_argument("--out", default="runs/benchmark", help="folder for results.json (default runs/benchmark)")
     add_rerun_arguments(p, "OUT/results.json")
     p.add_argument("--save-models", action="store_true",
                    help="keep each seed's checkpoint in OUT/models/seed<N> (for the latent map of 'mmalign report')")
@@ -175,13 +170,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .memory import TRAINING_COPIES, check_model_memory
     from .outputs import check_not_input, check_output_dir, check_room, saved_or_rescued
     from .preflight import data_dims, data_files
-    from .resume import STATE_FILE, load_training_state
+    from .resume import load_training_state
     from .runs import load_data, read_run_config
 
     run = read_run_config(args.config)
     limit_threads(args.threads)
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
+    out = Path(args.out)
+    resuming = prepare_output(out, resume=args.resume, force=args.force)
     overrides = dict(run.aligner)
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -207,10 +204,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     weights = need // TRAINING_COPIES
     state_bytes = weights * (TRAINING_COPIES - 1) if args.checkpoint_every else 0
     check_room(args.out, 2 * (weights + state_bytes), "--out")  # old and new copy live together during a replace
-    if args.resume and (Path(args.out) / STATE_FILE).exists():
+    start = 0
+    if resuming:  # checked (and reported) before the first epoch
         import torch
 
-        load_training_state(args.out, torch.Generator(device=device))
+        start = load_training_state(out, torch.Generator(device=device))["epochs_done"]
     if args.deterministic:
         from .determinism import enable_determinism
 
@@ -220,22 +218,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     group = init_from_env(aligner.config.device)  # under torchrun: one data-parallel run
     primary = group is None or group.primary  # rank 0 alone tracks, saves and prints
     try:
-        trackers = _trackers(args, Path(args.out), {"aligner": aligner.config, "data": run.data}) if primary else []
+        trackers = _trackers(args, out, {"aligner": aligner.config, "data": run.data}) if primary else []
         aligner.run_config = run.model_dump(mode="json")
-        aligner.fit(data, progress=not args.no_progress and primary, checkpoint_dir=args.out,
-                    checkpoint_every=args.checkpoint_every, resume=args.resume, callbacks=trackers)
+        if start and primary:
+            print(f"resumed from epoch {start} of {aligner.config.training.epochs} (training state in {out})",
+                  flush=True)
+        try:
+            aligner.fit(data, progress=not args.no_progress and primary, checkpoint_dir=out,
+                        checkpoint_every=args.checkpoint_every, resume=args.resume, callbacks=trackers)
+        except KeyboardInterrupt:
+            if primary:
+                print(f"mmalign: interrupted; {resume_hint(args)}", file=sys.stderr)
+            return 130
         if not primary:
             return 0
-        path = saved_or_rescued(Path(args.out), "checkpoint", aligner.save, "the trained model")
+        path = saved_or_rescued(out, "checkpoint", aligner.save, "the trained model")
     finally:
         shutdown()
     final = aligner.history[-1].terms["loss"] if aligner.history else float("nan")
     for tracker in trackers:
         tracker.log_metrics({"final_loss": final})
         tracker.log_checkpoint(path)
+    state = out / STATE_FILE
+    kept = ""
+    if state.exists():
+        if args.keep_state:
+            kept = f"; kept the training state {state}"
+        else:
+            state.unlink()
     ranks = f" on {group.world_size} ranks ({group.backend})" if group is not None else ""
     print(f"trained {', '.join(aligner.names)} on {data.name} (seed {aligner.config.seed}){ranks}; "
-          f"final loss {final:.4g}; saved {path}")
+          f"final loss {final:.4g}; saved {path}{kept}")
     return 0
 
 
@@ -285,6 +298,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .tables import print_results
 
     _check_rerun_flags(args)
+    policy = check_protocol_flags(args)
     cfg = read_config(args.checkpoint)
     if "run" not in cfg:
         raise ConfigError(f"{args.checkpoint}/config.json: no 'run' section (which data it was trained on); "
@@ -305,14 +319,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     def key(shots: int) -> dict:
         return {"command": "eval", "dataset": Path(run.data.dataset).name.upper(), "setting": args.setting, "shots": shots, "seed": seed,
                 "side_info": run.data.side_info, "modalities": [image, side], "method": "aligner",
-                "reparameterization": aligner.config.reparameterization, "policy": args.policy,
+                "reparameterization": aligner.config.reparameterization, "policy": policy,
                 "epochs_vae": training.epochs, "synthetic": run.data.synthetic,
                 "engine": getattr(training, "engine", None), "precision": getattr(training, "precision", None)}
 
     plan = {shots: check_rerun(existing, key(shots), path, args.resume, args.force) for shots in args.shots}
     data = load_data(run.data)
-    check_evaluations(data, args.setting, args.shots, [seed], args.policy, run.data.dataset)
+    check_evaluations(data, args.setting, args.shots, [seed], policy, run.data.dataset,
+                      max_epochs=args.max_classifier_epochs)
     check_output_dir(args.checkpoint, option="checkpoint", writes=("results.json",), inputs=data_files(data))
+    selector, selection_data = None, None
+    if policy == "val" and any(v is None for v in plan.values()):  # a second VAE, on the training classes only
+        from .protocols.policies import validation_view
+
+        selection_data = validation_view(data, seed=seed)
+        fresh = [type(m)(name=m.name, **m.options.model_dump()) for m in aligner.modalities.values()]
+        selector = Aligner(fresh, aligner.config, recipe=None, catalog=aligner.catalog)
+        selector.fit(selection_data, progress=not args.no_progress)
     records = []
     for shots in args.shots:
         if plan[shots] is not None:
@@ -320,7 +343,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             records.append(plan[shots])
             continue
         result = evaluate(aligner, data, setting=args.setting, shots=shots, image=image, side=side,
-                          policy=args.policy, seed=seed, dataset_name=run.data.dataset)
+                          policy=policy, seed=seed, dataset_name=run.data.dataset, epochs=args.classifier_epochs,
+                          selection_aligner=selector, selection_data=selection_data,
+                          max_epochs=args.max_classifier_epochs)
         record = evaluation_record("eval", result, aligner, data, key(shots), seconds=result["seconds"],
                                    details={"checkpoint": str(args.checkpoint)})
         saved_or_rescued(path.parent, "results", lambda folder: write_record(folder / "results.json", record, replace=args.force),
@@ -335,10 +360,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .runs import DataSpec
     from .tables import print_results
 
-    limit_threads(args.threads)
     _check_rerun_flags(args)
     if args.dataset == "cub-text":
         return cmd_benchmark_cub_text(args)
+    policy = check_protocol_flags(args)
     given = [flag for flag, value in (("--modalities", args.modalities), ("--baselines", args.baselines),
                                       ("--text-vectors", args.text_vectors)) if value is not None]
     if given:
@@ -355,22 +380,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         dataset, data_dir = args.dataset.upper(), args.data_dir
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
-    if any(s < 0 for s in args.shots):
-        raise ConfigError(f"--shots must be non-negative, got {args.shots}")
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
-    policy = args.policy
-    if args.classifier_epochs is not None:
-        if args.classifier_epochs < 1:
-            raise ConfigError(f"--classifier-epochs must be at least 1, got {args.classifier_epochs}")
-        if policy != "fixed":
-            raise ConfigError("--classifier-epochs fixes the epochs; it cannot be combined with --policy val/test")
-        policy = "manual"
-    if args.deterministic:
-        from .determinism import enable_determinism
-
-        enable_determinism()
-    spec = DataSpec(dataset=dataset, data_dir=data_dir, synthetic=args.synthetic, side_info=args.side_info,
+    spec = DataSpec(dataset=dataset, data_dir=data_dir, synthetic=args.synthetic, side_info=args.side_info or "attributes",
                     skip_card_check=args.skip_card_check)
     req = BenchmarkRequest(
         dataset=args.dataset if args.dataset != "custom" else Path(args.data_dir).name, data=spec,
@@ -383,9 +395,31 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         callbacks=_trackers(args, Path(args.out), {"benchmark": args.dataset, "data": spec, "setting": args.setting,
                                                    "policy": policy, "recipe": args.recipe}),
     )
-    records = run_benchmark(req, log=lambda line: print(line, flush=True))
+    try:
+        records = run_benchmark(req, log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print(f"mmalign: interrupted; the finished runs are in {Path(args.out) / 'results.json'}, and the same "
+              "command with --resume skips them", file=sys.stderr)
+        return 130
     print_results(records, Path(args.out) / "results.json")
     return 0
+
+
+#: Flags of ``benchmark`` that mean nothing to ``cub-text`` (class-level retrieval, shipped data,
+#: both settings reported, no classifier), with why.
+CUB_TEXT_REJECTS = {
+    "synthetic": ("--synthetic", "it runs on the real CUB class data shipped with mmalign"),
+    "data_dir": ("--data-dir", "its data ships with mmalign"),
+    "skip_card_check": ("--skip-card-check", "its data ships with mmalign"),
+    "setting": ("--setting", "it reports retrieval among the unseen classes (zsl) and among all classes (gzsl)"),
+    "shots": ("--shots", "retrieval moves no unseen samples into training"),
+    "side_info": ("--side-info", "it chooses among att, sent and wiki with --modalities"),
+    "policy": ("--policy", "retrieval trains no classifier"),
+    "classifier_epochs": ("--classifier-epochs", "retrieval trains no classifier"),
+    "max_classifier_epochs": ("--max-classifier-epochs", "retrieval trains no classifier"),
+    "stack_seeds": ("--stack-seeds", "it trains one Aligner per seed and alignment"),
+    "save_models": ("--save-models", "it trains many small aligners and keeps none"),
+}
 
 
 def cmd_benchmark_cub_text(args: argparse.Namespace) -> int:
@@ -394,6 +428,17 @@ def cmd_benchmark_cub_text(args: argparse.Namespace) -> int:
     from .retrieval.cub_text import run_cub_text
     from .tables import print_results
 
+    given = [flag for key, (flag, _) in CUB_TEXT_REJECTS.items() if getattr(args, key) not in (None, False)]
+    if given:
+        why = next(w for f, w in CUB_TEXT_REJECTS.values() if f == given[0])
+        raise ConfigError(f"benchmark cub-text does not take {', '.join(given)}: {why}")
+    limit_threads(args.threads)
+    if args.deterministic:
+        from .determinism import enable_determinism
+
+        enable_determinism()
+    if args.precision != "fp32" and args.engine != "auto":
+        raise ConfigError("--precision bf16 needs --engine auto")
     if args.log:
         raise ConfigError("--log tracks 'mmalign train' and the xlsa17 benchmarks; cub-text trains many small "
                           "aligners and does not support it")
@@ -405,8 +450,12 @@ def cmd_benchmark_cub_text(args: argparse.Namespace) -> int:
     given = {"epochs": args.epochs, "modalities": args.modalities, "baselines": args.baselines}
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
     device = "cpu" if args.device == "auto" and not _cuda() else ("cuda" if args.device == "auto" else args.device)
+    overrides: dict = {"training": {"engine": args.engine, "precision": args.precision}}
+    if args.reparameterization is not None:
+        overrides["reparameterization"] = args.reparameterization
     records = run_cub_text(seeds=range(args.first_seed, args.first_seed + args.seeds), out=Path(args.out),
                            device=device, progress=not args.no_progress, resume=args.resume, force=args.force,
+                           recipe=args.recipe, aligner_overrides=overrides,
                            recompute=_TEXT_VECTORS[args.text_vectors or "auto"], **kwargs)
     print_results(records, Path(args.out) / "results.json")
     return 0

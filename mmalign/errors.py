@@ -34,3 +34,8 @@ class TrainingError(MmalignError, RuntimeError):
 
 class OutputError(MmalignError, OSError):
     """An output location cannot be written (not a folder, not writable, no room, one of the inputs)."""
+
+
+class PluginWarning(UserWarning):
+    """Plugin loading found something suspicious but went on (a name in ``MMALIGN_PLUGINS`` that no
+    installed plugin has, a plugin module without any hook implementation)."""

@@ -6,7 +6,7 @@ A plugin is a module (or object) with functions decorated by :data:`hookimpl`. B
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import pluggy
 
@@ -38,4 +38,28 @@ class MmalignHooks:
         schedule; the config's ``training.warmup.<family>`` overrides the schedule. Every model
         evaluates every registered family (its values are logged even while its weight is 0). A
         family registered by two plugins is an error naming both.
+        """
+
+    @hookspec
+    def register_datasets(self, register: Callable[..., None]) -> None:
+        """Register data sets by calling ``register(name, reader, card=None)`` once per data set.
+
+        ``reader(data_root)`` receives the data root (``--data-dir``, else ``$MMALIGN_DATA_DIR``,
+        else the user cache; it may not exist) and returns an :class:`~mmalign.AlignmentData`.
+        ``card`` (a :class:`~mmalign.datasets.DatasetCard` or a dict of its fields; optional)
+        describes the expected class counts and dimensions: loaded data is checked against it and
+        ``synthetic_like(name)`` generates data with its layout. Names are matched
+        case-insensitively; a shipped card of the same name wins, and a name two plugins register is
+        an error naming both.
+        """
+
+    @hookspec
+    def register_commands(self, subparsers: Any) -> None:
+        """Add ``mmalign`` sub-commands, in the manner of llm's ``register_commands``.
+
+        ``subparsers`` is the ``argparse`` sub-parser action of the ``mmalign`` parser: call
+        ``p = subparsers.add_parser("name", help=...)``, add arguments, and
+        ``p.set_defaults(func=handler)``; ``handler(args)`` returns the exit code. A handler that
+        raises :class:`~mmalign.MmalignError` gets the CLI's one-line error and exit code 2. A name
+        that is already taken is skipped with a warning naming the plugin.
         """

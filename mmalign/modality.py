@@ -46,7 +46,14 @@ def format_validation_error(owner: str, exc: ValidationError) -> str:
 
 class Modality:
     """Base class of every modality. Subclasses set ``kind`` and ``granularity`` and implement the
-    builders; most should subclass :class:`FeatureModality` instead."""
+    builders; most should subclass :class:`FeatureModality` instead.
+
+    ``kind`` is the registry key (what a config's ``kind`` names); ``name`` (default: the kind)
+    tells two modalities of one kind apart and keys the networks. **Where the data comes from**:
+    the array ``data.sample_features[source]`` (``granularity = "sample"``) or
+    ``data.class_features[source]`` (``"class"``), with ``source = options.source`` if set, else
+    the modality's name. Options (all modalities): ``source`` (default None: the name) and
+    ``normaliser`` (default ``"none"``; ``"minmax"`` or ``"l2"``, fitted on the training split)."""
 
     kind: ClassVar[str] = ""
     granularity: ClassVar[Granularity] = "sample"
@@ -78,8 +85,20 @@ class Modality:
         return {"kind": self.kind, "name": self.name, "options": self.options.model_dump(mode="json")}
 
     def prepare(self, data: AlignmentData) -> np.ndarray:
-        """This modality's raw float32 array from the data (rows = samples or classes)."""
-        found = data.granularity_of(self.source)
+        """This modality's raw float32 array from the data (rows = samples or classes).
+
+        The array is ``data.sample_features[source]`` or ``data.class_features[source]``, where
+        ``source`` is ``options.source`` when set, else the modality's **name** (not its kind)."""
+        try:
+            found = data.granularity_of(self.source)
+        except DataError as exc:
+            if self.options.source is None and self.kind != self.name and self._has_array(data, self.kind):
+                raise DataError(
+                    f"{exc}. Modality {self.name!r} reads the array named after it; the data has one named after "
+                    f"its kind: pass options.source={self.kind!r} (a spec {{'kind': {self.kind!r}, 'name': "
+                    f"{self.name!r}, 'source': {self.kind!r}}}) or name the modality {self.kind!r}"
+                ) from None
+            raise
         if found != self.granularity:
             raise DataError(
                 f"modality {self.name!r} is per-{self.granularity} but data {data.name!r} holds "
@@ -93,6 +112,10 @@ class Modality:
             row = int(np.argwhere(~np.isfinite(array))[0, 0])
             raise DataError(f"{data.name}: modality {self.name!r} ({self.source!r}) holds NaN or Inf at row {row}")
         return array
+
+    @staticmethod
+    def _has_array(data: AlignmentData, key: str) -> bool:
+        return key in data.sample_features or key in data.class_features
 
     def make_normaliser(self) -> Normaliser:
         return make_normaliser(self.options.normaliser)
@@ -144,7 +167,15 @@ class MLPDecoder(nn.Sequential):
 
 
 class FeatureModality(Modality):
-    """A vector modality with CADA-VAE's networks and L1 reconstruction loss (summed over dims)."""
+    """A vector modality with CADA-VAE's networks and L1 reconstruction loss (summed over dims).
+
+    Networks: encoder ``Linear(dim, hidden[0]) -> ReLU -> (mu, logvar)`` heads, decoder
+    ``Linear(latent, hidden[1]) -> ReLU -> Linear(hidden[1], dim)``, xavier init. Options:
+    ``hidden`` (default ``(1450, 665)``, the image-feature sizes of CADA-VAE), plus ``source`` and
+    ``normaliser`` (default ``"none"``) from :class:`Modality`. When an :class:`~mmalign.Aligner`
+    uses a recipe (default ``cada_vae``) and the user did not set ``hidden``, the recipe's sizes for
+    the modality's kind apply (``image_features`` (1560, 1660), ``attributes`` (1450, 665),
+    ``sentences`` (1450, 665)); a kind the recipe does not list keeps the class default."""
 
     class Options(Modality.Options):
         hidden: tuple[PositiveInt, PositiveInt] = Field((1450, 665), description="(encoder hidden, decoder hidden) sizes.")

@@ -30,6 +30,10 @@ class Normaliser:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised rows back to the raw feature space (identity where that cannot be undone)."""
+        return x
+
     def state(self) -> dict[str, torch.Tensor]:
         return {}
 
@@ -69,6 +73,11 @@ class MinMax(Normaliser):
             raise ConfigError("MinMax normaliser used before it was fitted on the training split")
         return (x - self.min.to(x.device, x.dtype)) * self.scale.to(x.device, x.dtype)
 
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        if self.min is None or self.scale is None:
+            raise ConfigError("MinMax normaliser used before it was fitted on the training split")
+        return x / self.scale.to(x.device, x.dtype) + self.min.to(x.device, x.dtype)
+
     def state(self) -> dict[str, torch.Tensor]:
         if self.min is None or self.scale is None:
             return {}
@@ -85,6 +94,8 @@ class MinMax(Normaliser):
 
 
 class L2(Normaliser):
+    """Rows scaled to unit norm; :meth:`inverse` is the identity (the norms are not kept)."""
+
     name = "l2"
 
     def fit_chunks(self, chunks: Iterable[torch.Tensor]) -> "L2":

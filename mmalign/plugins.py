@@ -1,26 +1,32 @@
-"""Plugin loading and the modality catalog.
+"""Plugin loading and the catalog of what plugins register (modalities, data sets).
 
 Built-in plugins (``mmalign_plugins.*``) are registered exactly like third-party ones, which come
 from the entry-point group ``mmalign``. ``MMALIGN_PLUGINS`` limits which entry-point plugins load
-(comma-separated entry-point names; empty string = none); ``MMALIGN_TRACE_PLUGINS=1`` prints every
-hook call. After loading, ``check_pending()`` makes a misspelled hook implementation fail loudly.
+(comma-separated entry-point names; empty string = none; a name no installed plugin has is
+warned about); ``MMALIGN_TRACE_PLUGINS=1`` prints every hook call on stderr, naming the plugin.
+After loading, ``check_pending()`` makes a misspelled hook implementation fail loudly, and a plugin
+module without any hook implementation is warned about.
+
+Hooks are called through pluggy's hook callers (one plugin at a time, so everything registered is
+attributed to its plugin and tracing sees every call).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pluggy
 
 from . import hooks
-from .errors import PluginError
-
+from .errors import MmalignError, PluginError, PluginWarning
 from .terms import LossTerm
 
 if TYPE_CHECKING:
@@ -36,16 +42,35 @@ BUILTIN_PLUGINS = (
 )
 ENV_ALLOW = "MMALIGN_PLUGINS"
 ENV_TRACE = "MMALIGN_TRACE_PLUGINS"
+#: Every hook a plugin may implement (the hookspecs of :mod:`mmalign.hooks`).
+HOOK_NAMES = tuple(sorted(n for n, _ in inspect.getmembers(hooks.MmalignHooks, inspect.isfunction)))
 
 
 @dataclass
 class PluginInfo:
+    """One loaded plugin: its name (entry-point name, or module for built-ins), version, the
+    distribution that installed it (None for built-ins) and what it registered."""
+
     name: str
     version: str
     builtin: bool
     hooks: list[str] = field(default_factory=list)
     modalities: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
+    distribution: str | None = None
+    conflicts: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """``plugin 'toy' (distribution mmalign-toy-plugin 0.3.1)``, or the built-in's module."""
+        if self.builtin:
+            return f"built-in plugin {self.name!r}"
+        if self.distribution is None:  # added at run time (add_plugin), no installed distribution
+            return f"plugin {self.name!r} (version {self.version})"
+        return f"plugin {self.name!r} (distribution {self.distribution} {self.version})"
+
+    def remedy(self) -> str:
+        return "" if self.builtin or not self.distribution else f"pip uninstall {self.distribution}"
 
 
 @dataclass
@@ -56,37 +81,81 @@ class ModalityEntry:
     plugin_version: str
 
 
-class ModalityCatalog:
-    """Modality keys -> the class that builds them, with the plugin that registered each; and the
-    registered loss-term families (:attr:`losses`, in registration order)."""
+@dataclass
+class DatasetEntry:
+    """A data set a plugin registered: ``reader(data_root) -> AlignmentData`` and an optional card
+    (validated by :mod:`mmalign.datasets` when first used)."""
 
-    def __init__(self) -> None:
+    name: str
+    reader: Callable[..., Any]
+    card: Any
+    plugin: str
+    plugin_version: str
+
+
+class ModalityCatalog:
+    """Modality keys -> the class that builds them, and data-set names -> their reader, each with
+    the plugin that registered it; and the registered loss-term families (:attr:`losses`, in
+    registration order).
+
+    ``strict`` (default): a key registered twice is a :class:`PluginError` naming both plugins and
+    their distributions. Not strict (``mmalign plugins``): the conflict is recorded in
+    ``conflicts`` and on both plugins, and the first registration is kept.
+    """
+
+    def __init__(self, strict: bool = True) -> None:
+        self.strict = strict
         self.entries: dict[str, ModalityEntry] = {}
-        self.plugins: dict[str, PluginInfo] = {}
+        self.datasets: dict[str, DatasetEntry] = {}
         self.losses: dict[str, LossTerm] = {}
         self.loss_plugins: dict[str, str] = {}
+        self.plugins: dict[str, PluginInfo] = {}
+        self.conflicts: list[str] = []
+        self.manager: pluggy.PluginManager | None = None
+
+    def _conflict(self, what: str, first: PluginInfo, second: PluginInfo) -> None:
+        remedies = [r for r in (second.remedy(), first.remedy()) if r]
+        fix = (f"; uninstall one ({' or '.join(remedies)})" if remedies else "") + f", or limit plugins with {ENV_ALLOW}"
+        message = f"{what} is registered twice: by {first.describe()} and by {second.describe()}{fix}"
+        if self.strict:
+            raise PluginError(message)
+        self.conflicts.append(message)
+        first.conflicts.append(message)
+        second.conflicts.append(message)
 
     def add_loss(self, term: LossTerm, plugin: PluginInfo) -> None:
         if not isinstance(term, LossTerm):
-            raise PluginError(f"plugin {plugin.name!r} registered {term!r} as a loss; expected a mmalign.terms.LossTerm")
+            raise PluginError(f"{plugin.describe()} registered {term!r} as a loss; expected a mmalign.terms.LossTerm")
+        plugin.losses.append(term.family)
         if term.family in self.losses:
-            raise PluginError(f"loss family {term.family!r} is registered twice: by plugin "
-                              f"{self.loss_plugins[term.family]!r} and by plugin {plugin.name!r}")
+            self._conflict(f"loss family {term.family!r}", self.plugins[self.loss_plugins[term.family]], plugin)
+            return
         self.losses[term.family] = term
         self.loss_plugins[term.family] = plugin.name
-        plugin.losses.append(term.family)
 
     def add(self, modality: "Modality", plugin: PluginInfo) -> None:
         kind = getattr(modality, "kind", None)
         if not isinstance(kind, str) or not kind:
-            raise PluginError(f"plugin {plugin.name!r} registered {modality!r}, which has no 'kind' key")
-        if kind in self.entries:
-            other = self.entries[kind].plugin
-            raise PluginError(
-                f"modality key {kind!r} is registered twice: by plugin {other!r} and by plugin {plugin.name!r}"
-            )
-        self.entries[kind] = ModalityEntry(kind, type(modality), plugin.name, plugin.version)
+            raise PluginError(f"{plugin.describe()} registered {modality!r}, which has no 'kind' key")
         plugin.modalities.append(kind)
+        if kind in self.entries:
+            self._conflict(f"modality key {kind!r}", self.plugins[self.entries[kind].plugin], plugin)
+            return
+        self.entries[kind] = ModalityEntry(kind, type(modality), plugin.name, plugin.version)
+
+    def add_dataset(self, plugin: PluginInfo, name: str, reader: Callable[..., Any], card: Any = None) -> None:
+        if not isinstance(name, str) or not name or "/" in name:
+            raise PluginError(f"{plugin.describe()} registered a data set named {name!r}; a name is a non-empty "
+                              "string without '/'")
+        if not callable(reader):
+            raise PluginError(f"{plugin.describe()}: data set {name!r} needs a callable reader(data_root)")
+        plugin.datasets.append(name)
+        taken = {n.upper(): n for n in self.datasets}
+        if name.upper() in taken:
+            first = self.datasets[taken[name.upper()]]
+            self._conflict(f"data set {name!r}", self.plugins[first.plugin], plugin)
+            return
+        self.datasets[name] = DatasetEntry(name, reader, card, plugin.name, plugin.version)
 
     def get(self, kind: str) -> ModalityEntry:
         if kind not in self.entries:
@@ -97,9 +166,43 @@ class ModalityCatalog:
             )
         return self.entries[kind]
 
+    def dataset(self, name: str) -> DatasetEntry | None:
+        """The plugin data set called ``name`` (case-insensitive), or None."""
+        return {n.upper(): e for n, e in self.datasets.items()}.get(name.upper())
+
     def create(self, kind: str, name: str | None = None, options: dict[str, Any] | None = None) -> "Modality":
         """A new modality of the registered ``kind`` with the given name and options."""
         return self.get(kind).factory(name, **(options or {}))
+
+    def call_each(self, hook: str, reverse: bool = True, **kwargs: Callable[[PluginInfo], Any]) -> None:
+        """Call ``hook`` plugin by plugin through pluggy's hook caller, in pluggy's call order
+        (last registered first; ``reverse=False``: first registered first); each keyword is a
+        factory that builds that argument for the plugin being called."""
+        if self.manager is None:
+            return
+        call_per_plugin(self.manager, self.plugins, hook, kwargs, reverse)
+
+
+def call_per_plugin(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], hook: str,
+                    arguments: dict[str, Callable[[PluginInfo], Any]], reverse: bool = True) -> None:
+    """Call ``hook`` of one plugin at a time through pluggy's hook executor (the one its tracing and
+    call monitoring wrap), so the arguments can attribute what the plugin registers and
+    ``MMALIGN_TRACE_PLUGINS`` traces each call. An exception inside a plugin's hook becomes a
+    :class:`PluginError` naming the plugin."""
+    tracing = bool(os.environ.get(ENV_TRACE))
+    impls = getattr(pm.hook, hook).get_hookimpls()  # registration order
+    for impl in (reversed(impls) if reverse else impls):
+        info = infos[impl.plugin_name]
+        if tracing:
+            sys.stderr.write(f"[mmalign plugins] {hook}: calling {info.describe()}\n")
+        try:
+            # pm.subset_hook_caller would do the same but needs hashable plugin objects (it builds a
+            # set), and add_plugin accepts any object with hook implementations
+            pm._hookexec(hook, [impl], {name: make(info) for name, make in arguments.items()}, False)
+        except MmalignError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{info.describe()}: its {hook} hook failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _version_of(module: ModuleType) -> str:
@@ -113,6 +216,12 @@ def _entry_points() -> list[metadata.EntryPoint]:
     allow = os.environ.get(ENV_ALLOW)
     if allow is not None:
         wanted = {n.strip() for n in allow.split(",") if n.strip()}
+        unknown = sorted(wanted - {ep.name for ep in eps})
+        if unknown:
+            warnings.warn(
+                f"{ENV_ALLOW} names {unknown}, but no installed plugin has that entry-point name; installed: "
+                f"{sorted({ep.name for ep in eps})}", PluginWarning, stacklevel=3,
+            )
         eps = [ep for ep in eps if ep.name in wanted]
     return eps
 
@@ -135,7 +244,13 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
         if pm.is_registered(plugin) or pm.has_plugin(ep.name):
             continue
         pm.register(plugin, name=ep.name)
-        infos[ep.name] = PluginInfo(ep.name, version, builtin=False)
+        infos[ep.name] = PluginInfo(ep.name, version, builtin=False,
+                                    distribution=ep.dist.metadata["Name"] if ep.dist is not None else None)
+        if not pm.get_hookcallers(plugin):
+            warnings.warn(
+                f"{infos[ep.name].describe()}: {ep.value} implements no mmalign hook (mark its functions with "
+                f"@mmalign.hookimpl; hooks: {', '.join(HOOK_NAMES)})", PluginWarning, stacklevel=2,
+            )
     for name, plugin in _ADDED.items():
         try:
             pm.register(plugin, name=name)
@@ -145,8 +260,7 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        known = ", ".join(n for n in dir(hooks.MmalignHooks) if n.startswith("register_"))
-        raise PluginError(f"{exc} (known hooks: {known})") from None
+        raise PluginError(f"{exc} (known hooks: {', '.join(HOOK_NAMES)})") from None
     for name, info in infos.items():
         info.hooks = sorted(impl.name for impl in pm.get_hookcallers(pm.get_plugin(name)) or [])
     if os.environ.get(ENV_TRACE):
@@ -155,20 +269,21 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
     return pm, infos
 
 
-def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> ModalityCatalog:
-    """Call every plugin's ``register_modalities`` hook, attributing each key to its plugin."""
-    catalog = ModalityCatalog()
+def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], strict: bool = True) -> ModalityCatalog:
+    """Call every plugin's ``register_modalities``, ``register_losses`` and ``register_datasets``
+    hooks, attributing each registration to its plugin (see :class:`ModalityCatalog` for ``strict``)."""
+    catalog = ModalityCatalog(strict=strict)
     catalog.plugins = infos
-    for impl in reversed(pm.hook.register_modalities.get_hookimpls()):  # registration order
-        info = infos[impl.plugin_name]
-        impl.function(register=lambda modality, _info=info: catalog.add(modality, _info))
-    for impl in pm.hook.register_losses.get_hookimpls():  # plugin registration order: the terms' order
-        info = infos[impl.plugin_name]
-        impl.function(register=lambda term, _info=info: catalog.add_loss(term, _info))
+    catalog.manager = pm
+    catalog.call_each("register_modalities", register=lambda info: lambda modality: catalog.add(modality, info))
+    catalog.call_each("register_losses", reverse=False,  # registration order: the terms' order
+                      register=lambda info: lambda term: catalog.add_loss(term, info))
+    catalog.call_each("register_datasets",
+                      register=lambda info: lambda name, reader, card=None: catalog.add_dataset(info, name, reader, card))
     return catalog
 
 
-_CATALOG: ModalityCatalog | None = None
+_CATALOGS: dict[bool, ModalityCatalog] = {}
 #: plugins added at run time with :func:`add_plugin` (name -> module or object with hook implementations)
 _ADDED: dict[str, object] = {}
 
@@ -195,9 +310,11 @@ def remove_plugin(name: str) -> ModalityCatalog:
 
 
 
-def get_catalog(refresh: bool = False) -> ModalityCatalog:
-    """The process-wide modality catalog (built on first use; ``refresh`` reloads plugins)."""
-    global _CATALOG
-    if _CATALOG is None or refresh:
-        _CATALOG = build_catalog(*build_plugin_manager())
-    return _CATALOG
+def get_catalog(refresh: bool = False, strict: bool = True) -> ModalityCatalog:
+    """The process-wide catalog (built on first use; ``refresh`` reloads plugins). ``strict=False``
+    records conflicts instead of raising (what ``mmalign plugins`` shows)."""
+    if refresh:
+        _CATALOGS.clear()
+    if strict not in _CATALOGS:
+        _CATALOGS[strict] = build_catalog(*build_plugin_manager(), strict=strict)
+    return _CATALOGS[strict]

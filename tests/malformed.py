@@ -1070,7 +1070,7 @@ def make_checkpoint(root: Path) -> Path:
     folder = write_dataset(root / "data")
     cfg = write_toml(root / "run.toml", run_config(folder))
     ckpt = root / "ckpt"
-    code = main(["train", str(cfg), "--out", str(ckpt), "--checkpoint-every", "1", "--no-progress"])
+    code = main(["train", str(cfg), "--out", str(ckpt), "--checkpoint-every", "1", "--keep-state", "--no-progress"])
     assert code == 0, f"could not build the base checkpoint (exit {code})"
     return ckpt
 

@@ -97,7 +97,7 @@ NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA
 def test_resume_after_sigkill_gives_bitwise_identical_weights(run_setup, engine):
     root, _, cfg = run_setup
     a, b = root / f"A-{engine}", root / f"B-{engine}"
-    train = ["train", str(cfg), "--checkpoint-every", "1", "--no-progress", *ENGINE_FLAGS[engine]]
+    train = ["train", str(cfg), "--checkpoint-every", "1", "--no-progress", "--keep-state", *ENGINE_FLAGS[engine]]
     # the reference and the run to kill start together (the interpreter start-up dominates)
     ref = subprocess.Popen(_cli(*train, "--out", str(a)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, env=_env())

@@ -108,8 +108,9 @@ def test_torchrun_train_cli_equals_one_process_and_records_the_group(tmp_path):
     cfg = malformed.write_toml(tmp_path / "cfg.toml", {**malformed.run_config(folder), "aligner": {
         **malformed.TINY_ALIGNER, "training": training}})
     one, two = tmp_path / "one", tmp_path / "two"
-    assert cli_main(["train", str(cfg), "--out", str(one), "--checkpoint-every", "1", "--no-progress", "--device", "cpu"]) == 0
-    proc = _torchrun("-m", "mmalign", "train", str(cfg), "--out", str(two), "--checkpoint-every", "1",
+    assert cli_main(["train", str(cfg), "--out", str(one), "--checkpoint-every", "1", "--keep-state", "--no-progress",
+                     "--device", "cpu"]) == 0  # the states are kept: the test compares their histories
+    proc = _torchrun("-m", "mmalign", "train", str(cfg), "--out", str(two), "--checkpoint-every", "1", "--keep-state",
                      "--no-progress", "--device", "cpu")
     assert proc.stdout.count("trained img, att") == 1 and "on 2 ranks (gloo)" in proc.stdout  # rank 0 alone reports
     _assert_histories_close(_terms(two), _terms(one))

@@ -8,15 +8,17 @@ feature dimensions and (where known) sha256 checksums. :func:`check_card` compar
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..data import AlignmentData
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, PluginError
 from ..recipes import read_toml, registry_root, validate_record
 from .matfile import mat_shapes, sha256_file
 from .xlsa17 import SPLIT_KEYS
@@ -113,9 +115,51 @@ def _load_card(name: str) -> DatasetCard:
 def load_card(name: str) -> DatasetCard:
     """The card ``registry/datasets/<NAME>.toml`` (name matched case-insensitively)."""
     match = {c.upper(): c for c in list_cards()}.get(name.upper())
-    if match is None:
-        raise ConfigError(f"unknown dataset {name!r}; cards exist for {list_cards()}")
-    return _load_card(match)
+    if match is not None:
+        return _load_card(match)
+    card = plugin_card(name)
+    if card is None:
+        known = list_cards() + sorted(plugin_datasets())
+        raise ConfigError(f"unknown dataset {name!r}{did_you_mean(name, known)}; cards exist for {known}")
+    return card
+
+
+def plugin_datasets() -> dict:
+    """Data sets registered by plugins (``register_datasets``): name -> its catalog entry."""
+    from ..plugins import get_catalog  # the plugin catalog sits beside the data layer, not below it
+
+    return dict(get_catalog().datasets)
+
+
+def plugin_card(name: str) -> DatasetCard | None:
+    """The card a plugin registered with data set ``name`` (case-insensitive), validated; None
+    when no plugin registers ``name`` or it came without a card."""
+    from ..plugins import get_catalog
+
+    entry = get_catalog().dataset(name)
+    if entry is None or entry.card is None:
+        return None
+    if isinstance(entry.card, DatasetCard):
+        return entry.card
+    try:
+        return DatasetCard.model_validate(entry.card)
+    except ValidationError as exc:
+        from ..modality import format_validation_error
+
+        raise PluginError(format_validation_error(f"plugin {entry.plugin!r}: card of data set {entry.name!r}", exc)) from None
+
+
+def closest_name(name: str, known: Iterable[str]) -> str | None:
+    """The entry of ``known`` closest to ``name`` (case-insensitive), or None when nothing is close."""
+    by_upper = {k.upper(): k for k in known}
+    found = difflib.get_close_matches(name.upper(), list(by_upper), n=1, cutoff=0.6)
+    return by_upper[found[0]] if found else None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'CUB'?)"`` for the closest known name, or ``""``."""
+    close = closest_name(name, known)
+    return f" (did you mean {close!r}?)" if close is not None else ""
 
 
 def check_card(
@@ -157,7 +201,7 @@ def check_card(
                 msg = f"{path}: sha256 {known} differs from the card's {spec.sha256}" + (f" ({spec.note})" if spec.note else "")
                 (report.errors if spec.strict_checksum else report.warnings).append(msg)
     if data is not None:
-        _check_data(card, data, report)
+        check_data(card, data, report)
     return report
 
 
@@ -192,7 +236,7 @@ def _known_sha(data: AlignmentData | None, fname: str) -> str | None:
     return data.meta.get("files", {}).get(fname, {}).get("sha256")
 
 
-def _check_data(card: DatasetCard, data: AlignmentData, report: CardReport) -> None:
+def check_data(card: DatasetCard, data: AlignmentData, report: CardReport) -> None:
     """Class counts of the loaded labels (shapes and split sizes are checked on the files)."""
     where = data.meta.get("dataset_dir", data.name)
     counts = {

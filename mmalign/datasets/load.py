@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ..data import AlignmentData
-from ..errors import DataError
-from .cards import CardReport, DatasetCard, check_card, list_cards, load_card
-from .locate import find_dataset_dir
+from ..errors import DataError, PluginError
+from .cards import CardReport, DatasetCard, check_data, check_card, did_you_mean, list_cards, load_card
+from .locate import find_dataset_dir, resolve_data_dir
 from .xlsa17 import ATT_SPLITS, RES101, ClassLevelData, read_class_level, read_xlsa17
 
 
@@ -35,15 +36,46 @@ def load_dataset(
         cache_dir: cache location (default: beside ``res101.mat`` if writable, else the user cache).
     """
     card = _card_or_none(name)
+    if card is None and isinstance(name, str) and "/" not in name:
+        from ..plugins import get_catalog
+
+        entry = get_catalog().dataset(name)
+        if entry is not None:
+            return load_plugin_dataset(entry, data_dir, skip_card_check=skip_card_check)
     if card is None:
         folder = Path(name)
         if not folder.is_dir():
-            raise DataError(f"unknown dataset {str(name)!r}: not a card name ({list_cards()}) and not a folder")
+            raise DataError(f"unknown dataset {str(name)!r}{did_you_mean(str(name), list_cards())}: not a card name "
+                            f"({list_cards()}) and not a folder")
         _require(folder, [RES101, ATT_SPLITS, *require_files])
         return read_xlsa17(folder, use_cache=use_cache, cache_dir=cache_dir)
     folder = find_dataset_dir(card.name, data_dir, required=[RES101, ATT_SPLITS, *require_files])
     data = read_xlsa17(folder, card.name, use_cache=use_cache, cache_dir=cache_dir)
     _apply(check_card(folder, card, data), data.meta, skip_card_check)
+    return data
+
+
+def load_plugin_dataset(entry: Any, data_dir: str | os.PathLike | None = None, *,
+                        skip_card_check: bool = False) -> AlignmentData:
+    """A data set registered by a plugin: ``entry.reader(data_root)``, validated, and checked
+    against the plugin's card when it gave one (class counts; ``skip_card_check`` turns
+    mismatches into warnings)."""
+    from .cards import plugin_card
+
+    data = entry.reader(resolve_data_dir(data_dir))
+    if not isinstance(data, AlignmentData):
+        raise PluginError(f"plugin {entry.plugin!r}: the reader of data set {entry.name!r} returned "
+                          f"{type(data).__name__}, expected an AlignmentData")
+    data.validate()
+    data.meta.setdefault("plugin", entry.plugin)
+    card = plugin_card(entry.name)
+    if card is not None:
+        report = CardReport(card.name)
+        if data.num_classes != card.num_classes:
+            report.errors.append(f"{data.name}: num_classes: expected {card.num_classes}, found {data.num_classes} "
+                                 f"(card {card.name})")
+        check_data(card, data, report)
+        _apply(report, data.meta, skip_card_check)
     return data
 
 

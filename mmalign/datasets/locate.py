@@ -71,6 +71,11 @@ def find_dataset_dir(
     they were looked for and how to get them.
     """
     root, required = resolve_data_dir(data_dir), list(required)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        first = (f"{name}: the data root {root} {what} ({root_source(data_dir)}), so {', '.join(required)} "
+                 f"cannot be found; point it at the folder holding {name}/")
+        raise DataError(missing_files_message(name, root / name, required, first=first))
     candidates = [root / name, root / "data" / name, root / "xlsa17" / "data" / name]
     for folder in candidates:
         if all((folder / f).is_file() for f in required):
@@ -89,9 +94,10 @@ def root_source(data_dir: str | os.PathLike | None) -> str:
     return f"default data root; set ${ENV_VAR} or pass data_dir to use another folder"
 
 
-def missing_files_message(name: str, folder: Path, missing: list[str], chosen_by: str = "") -> str:
-    """A message naming the missing files, where they were expected and how to obtain them."""
-    lines = [f"{name}: missing file(s) {', '.join(missing)} in {folder}" + (f" ({chosen_by})" if chosen_by else "")]
+def missing_files_message(name: str, folder: Path, missing: list[str], chosen_by: str = "", first: str = "") -> str:
+    """A message naming the missing files, where they were expected and how to obtain them
+    (``first`` replaces the opening sentence)."""
+    lines = [first or f"{name}: missing file(s) {', '.join(missing)} in {folder}" + (f" ({chosen_by})" if chosen_by else "")]
     if name.upper() == "FLO":
         lines.append(f"FLO is not part of xlsa17: get {FLO_URL} (Xian et al., CVPR 2018) and use its data/FLO folder")
     elif set(missing) - {"sent_splits.mat"}:
@@ -106,7 +112,7 @@ def missing_files_message(name: str, folder: Path, missing: list[str], chosen_by
             f"it is in the CADA-VAE data folder {SENTENCES_URL}"
         )
     lines.append(f"Unpack so that {folder.parent / name / missing[0]} exists")
-    return ". ".join(lines) + "."
+    return ". ".join(line.rstrip(".") for line in lines) + "."
 
 
 def download_xlsa17(

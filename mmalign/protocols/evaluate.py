@@ -50,9 +50,10 @@ def evaluate(
         setting: ``"gzsl"`` (S, U, H over all classes) or ``"zsl"`` (top-1 over the unseen classes;
             with ``shots > 0`` this is the FSL setting).
         shots: unseen images per class moved from the test set to the classifier's training set.
-        image, side: names of the per-sample image modality and the per-class side-information
-            modality (default ``"img"``, ``"att"``; if absent, the aligner's only modality of that
-            granularity is used).
+        image: name of the per-sample image modality (default ``"img"``; if absent, the
+            aligner's only per-sample modality).
+        side: name of the per-class side-information modality (default ``"att"``; if absent,
+            the aligner's only per-class modality).
         epochs: classifier epochs for ``policy="manual"``, or already chosen by
             :func:`~mmalign.protocols.select_epochs` for ``policy="val"``.
         policy: ``"fixed"`` (the released code's table for ``dataset_name``), ``"val"`` (chosen on
@@ -60,7 +61,8 @@ def evaluate(
             ``"test"`` (best epoch in ``1..max_epochs`` on the test data itself; optimistic,
             recorded as such) or ``"manual"`` (``epochs``).
         seed: drives the few-shot split, the latent noise and the classifier.
-        dataset_name: key of the fixed-epoch table (default ``data.name``).
+        dataset_name: key of the fixed-epoch table (default: ``data.meta["like"]``, which
+            :func:`~mmalign.datasets.synthetic_like` sets to the data set it imitates, else ``data.name``).
         reference: the plain reference loop instead of the resident one (default); same numbers.
         selection_aligner: for ``policy="val"``: an aligner trained on the ``trainval`` split of
             ``selection_data`` only (``selection_aligner.fit(validation_view(data, seed))``).
@@ -89,6 +91,7 @@ def evaluate(
         raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
     shots = int(shots)
     dataset = dataset_name or data.name
+    table_key = dataset_name or data.meta.get("like") or data.name  # synthetic data knows what it imitates
     rec = load_recipe(recipe)
     hparams = replace(ClassifierHparams.from_recipe(rec), adam=adam)
     seconds: dict[str, float] = {}
@@ -98,7 +101,7 @@ def evaluate(
     if policy == "fixed":
         if epochs is not None:
             raise ConfigError("policy='fixed' takes its epochs from the recipe's table; use policy='manual' to pass epochs")
-        epochs = fixed_epochs(dataset, setting, shots, recipe)
+        epochs = fixed_epochs(table_key, setting, shots, recipe)
     elif policy == "manual":
         if epochs is None:
             raise ConfigError("policy='manual' needs epochs=N")

@@ -44,14 +44,19 @@ def markdown_table(summary: list[dict], setting: str) -> str:
     return "\n".join(lines)
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 seed"``, ``"3 seeds"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def render(records: Sequence[ResultRecord]) -> str:
     """``table.md``: both settings, with the chance levels."""
     summary = summarize(records)
     seeds = sorted({r.seed for r in records})
     aligner = next((r for r in records if r.method == "aligner"), None)
-    epochs = f", {aligner.epochs_vae} epochs" if aligner is not None else ""
+    epochs = f", {plural(aligner.epochs_vae, 'epoch')}" if aligner is not None else ""
     return "\n".join([
-        f"# cub-text retrieval ({len(seeds)} seeds{epochs}; percent, mean ± std over seeds)",
+        f"# cub-text retrieval ({plural(len(seeds), 'seed')}{epochs}; percent, mean ± std over seeds)",
         "",
         "## Among the 50 unseen classes (chance: top-1 2.0, top-5 10.0, MRR 9.0)",
         "",
