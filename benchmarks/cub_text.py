@@ -31,7 +31,7 @@ def main() -> None:
     import torch
 
     from mmalign.retrieval.cub_text import run_cub_text
-    from mmalign.tables import print_results
+    from mmalign.records.tables import print_results
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -22,7 +22,7 @@ from .hooks import hookimpl
 #: public name -> module that defines it (imported on first access)
 _LAZY = {
     "AlignmentData": ".data", "Modality": ".modality", "FeatureModality": ".modality",
-    "AlignerConfig": ".config", "TrainConfig": ".config", "AlignedVAE": ".engine", "LossWeights": ".schedule",
+    "AlignerConfig": ".config", "TrainConfig": ".config", "AlignedVAE": ".model", "LossWeights": ".schedule",
     "LossSchedule": ".schedule", "LossTerm": ".terms", "Aligner": ".aligner", "get_catalog": ".plugins",
     "evaluate": ".protocols.evaluate", "Callback": ".training",
 }

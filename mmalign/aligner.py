@@ -25,14 +25,15 @@ from . import __version__
 from .checkpoint import MODEL, NORMALISERS, check_finite, check_state, load_tensors, read_config, write_checkpoint
 from .config import AlignerConfig, make_config
 from .data import AlignmentData
-from .engine import AlignedVAE
+from .model import AlignedVAE
 from .errors import CheckpointError, ConfigError, DataError, MmalignError, PluginError
-from .history import read_history, write_history
+from .records.history import read_history, write_history
 from .memory import check_model_memory
-from .modality import Modality, format_validation_error
+from .errors import format_validation_error
+from .modality import Modality
 from .normalise import Normaliser
-from .plugins import ModalityCatalog, get_catalog
-from .recipes import load_recipe
+from .plugins import PluginCatalog, get_catalog
+from .recipes import DEFAULT_RECIPE, Recipe, load_recipe
 from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
 from .schedule import LossSchedule
 from .mapped import MappedFeatures
@@ -52,7 +53,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_modality(spec: ModalitySpec, catalog: ModalityCatalog) -> Modality:
+def build_modality(spec: ModalitySpec, catalog: PluginCatalog) -> Modality:
     """A modality from an instance, a modality key, or ``{"kind": ..., "name": ..., **options}``."""
     if isinstance(spec, Modality):
         return spec
@@ -71,15 +72,15 @@ def build_modality(spec: ModalitySpec, catalog: ModalityCatalog) -> Modality:
     raise ConfigError(f"a modality must be a Modality, a modality key or a dict, got {type(spec).__name__}")
 
 
-def apply_recipe_sizes(modality: Modality, recipe: str | None) -> Modality:
+def apply_recipe_sizes(modality: Modality, recipe: Recipe | None) -> Modality:
     """The one rule for a modality's network sizes: an option the user set explicitly wins, then
     the recipe's size for the modality's kind (``[model.hidden]``, e.g. CADA's ``image_features =
     [1560, 1660]``), then the plugin's own ``Options`` default. Returns ``modality`` (updated in place)."""
     options = modality.options
-    if recipe and "hidden" in type(options).model_fields and "hidden" not in options.model_fields_set:
-        table = load_recipe(recipe).model.hidden
-        if modality.kind in table:
-            modality.options = options.model_copy(update={"hidden": table[modality.kind]})
+    if recipe is not None and "hidden" in type(options).model_fields and "hidden" not in options.model_fields_set:
+        hidden = recipe.hidden_for(modality.kind)
+        if hidden is not None:
+            modality.options = options.model_copy(update={"hidden": hidden})
     return modality
 
 
@@ -113,8 +114,8 @@ class Aligner:
         self,
         modalities: Sequence[ModalitySpec],
         config: AlignerConfig | dict[str, Any] | None = None,
-        recipe: str | None = "cada_vae",
-        catalog: ModalityCatalog | None = None,
+        recipe: Recipe | str | None = DEFAULT_RECIPE,
+        catalog: PluginCatalog | None = None,
     ) -> None:
         """Build the modalities and validate the config; no network exists until :meth:`fit`.
 
@@ -128,9 +129,10 @@ class Aligner:
             config: an :class:`~mmalign.AlignerConfig` or a dict of overrides; unknown keys are
                 errors. Default: the recipe's values (latent size 64, ``cada2019`` mode, 100
                 epochs, batch 50, Adam lr 1.5e-4, seed 0, device ``"auto"``).
-            recipe: the recipe in ``registry/recipes`` the defaults come from (default
-                ``"cada_vae"``; None: the config's field defaults). Its hidden sizes apply to
-                modalities whose ``hidden`` option was not set.
+            recipe: the :class:`~mmalign.recipes.Recipe` the defaults come from, or its registry
+                name or TOML file (default ``"cada_vae"``; None: no recipe's sizes, config values
+                from ``cada_vae``); a ``recipe`` key in a config dict names it instead. Its hidden
+                sizes apply to modalities whose ``hidden`` option was not set.
             catalog: the plugin catalog to resolve keys with (default: the process-wide one,
                 :func:`~mmalign.get_catalog`).
 
@@ -145,8 +147,13 @@ class Aligner:
         names = [m.name for m in built]
         if len(set(names)) != len(names):
             raise ConfigError(f"modality names must be unique, got {names}; pass name=... to tell them apart")
-        self.config = make_config(config, recipe)
-        self.modalities: dict[str, Modality] = {m.name: apply_recipe_sizes(m, self.config.recipe) for m in built}
+        if isinstance(config, dict) and "recipe" in config:
+            recipe = config["recipe"]
+            config = {k: v for k, v in config.items() if k != "recipe"}
+        #: the recipe this aligner was configured from (None: field defaults)
+        self.recipe: Recipe | None = None if recipe is None else load_recipe(recipe)
+        self.config = make_config(config, self.recipe)
+        self.modalities: dict[str, Modality] = {m.name: apply_recipe_sizes(m, self.recipe) for m in built}
         self.loss_terms = list(self.catalog.losses.values())
         self.schedule()  # an unknown loss family fails here, not after data loading
         # sizes no machine could train are a config error now, not an allocator error in fit()
@@ -160,6 +167,13 @@ class Aligner:
         self.run_config: dict[str, Any] | None = None
         #: ``{"world_size", "backend"}`` of the data-parallel run that trained it (None: one process).
         self.distributed: dict[str, Any] | None = None
+
+    def fresh(self, seed: int | None = None) -> "Aligner":
+        """An untrained aligner like this one: new instances of the same modalities (same options),
+        the same config (``seed`` replaced when given), recipe and catalog."""
+        modalities = [type(m)(name=m.name, **m.options.model_dump()) for m in self.modalities.values()]
+        config = self.config if seed is None else self.config.model_copy(update={"seed": int(seed)})
+        return Aligner(modalities, config, recipe=self.recipe, catalog=self.catalog)
 
     def schedule(self) -> LossSchedule:
         """The loss-family weight schedule of this config (see :mod:`mmalign.schedule`)."""
@@ -401,6 +415,8 @@ class Aligner:
                 "class": f"{type(m).__module__}.{type(m).__qualname__}",
             })
         body = {"mmalign_version": __version__, "aligner": self.config.model_dump(mode="json"), "modalities": modalities}
+        if self.recipe is not None:  # the whole recipe: eval classifies with it, wherever it came from
+            body["recipe"] = self.recipe.model_dump(mode="json")
         if self.run_config is not None:
             body["run"] = self.run_config
         if self.distributed is not None:
@@ -446,8 +462,16 @@ class Aligner:
             config = AlignerConfig.model_validate(aligner_cfg)
         except ValidationError as exc:
             raise CheckpointError(format_validation_error(f"{path / 'config.json'}: aligner", exc)) from None
+        recipe = None
+        if "recipe" in cfg:
+            try:
+                recipe = Recipe.model_validate(cfg["recipe"])
+            except ValidationError as exc:
+                raise CheckpointError(format_validation_error(f"{path / 'config.json'}: recipe", exc)) from None
+        elif config.recipe is not None:  # checkpoints before the recipe was saved: the registry's
+            recipe = config.recipe
         try:
-            aligner = cls(specs, config=config, catalog=catalog)
+            aligner = cls(specs, config=config, recipe=recipe, catalog=catalog)
         except MmalignError as exc:
             raise CheckpointError(f"{path / 'config.json'}: {exc}") from None
         dims = {e["name"]: e.get("dim") for e in cfg["modalities"]}

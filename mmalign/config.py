@@ -1,17 +1,22 @@
 """Validated configuration of an alignment run (pydantic v2; unknown keys are errors).
 
-Defaults are the CADA-VAE paper recipe (``registry/recipes/cada_vae.toml``); :func:`from_recipe`
-builds a config from any recipe, then user overrides are applied on top.
+The one configuration layer: every value a recipe holds (latent size, sampling mode, reduction,
+the optimiser, the loss families' warm-ups) comes from the recipe, never from a number written
+here. :func:`make_config` merges user overrides over a :class:`~mmalign.recipes.Recipe`'s
+:meth:`~mmalign.recipes.Recipe.aligner_defaults`; a config validated without a recipe takes the
+missing values from the recipe it names (``recipe``, default ``cada_vae``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError,
+                      field_validator, model_validator)
 
-from .errors import ConfigError
-from .recipes import Ramp, load_recipe
+from .errors import ConfigError, format_validation_error
+from .ramps import Ramp
+from .recipes import DEFAULT_RECIPE, Recipe, load_recipe
 
 FORMAT_VERSION = 1
 
@@ -26,27 +31,41 @@ LEGACY_WARMUP_KEYS = {"beta": "kl", "distance": "align"}
 LEGACY_ENGINES = {"eager": "reference", "fast": "auto"}
 
 
-def recipe_warmup(recipe: str = "cada_vae") -> dict[str, Ramp]:
-    """The loss-family weight schedules of a recipe (its ``training.warmup`` table)."""
-    return dict(load_recipe(recipe).training.warmup)
+def canonical_warmup(warmup: Any) -> Any:
+    """A warm-up table with the earlier key names (``beta``, ``distance``) replaced by the loss
+    family they weigh; two keys naming one family are a ``ValueError``. The one place they are read."""
+    if not isinstance(warmup, dict):
+        return warmup
+    out = {}
+    for key, value in warmup.items():
+        family = LEGACY_WARMUP_KEYS.get(key, key)
+        if family in out:
+            raise ValueError(f"{key!r} and {family!r} name the same loss family; give one")
+        out[family] = value
+    return out
+
+
+def _missing_from(data: Any, defaults: dict[str, Any]) -> Any:
+    """``data`` (a dict of given values) with the keys it lacks taken from ``defaults``."""
+    return {**defaults, **data} if isinstance(data, dict) else data
 
 
 class TrainConfig(_Strict):
-    """Optimisation of the VAEs. Defaults: Adam (AMSGrad), lr 1.5e-4, batch 50, 100 epochs, the
-    CADA-VAE recipe's warm-up ramps, engine ``auto``."""
+    """Optimisation of the VAEs. The optimiser and warm-up values default to the ``cada_vae``
+    recipe's (Adam with AMSGrad, lr 1.5e-4, batch 50, 100 epochs, its kl/cross/align ramps);
+    engine ``auto``, precision ``fp32``."""
 
-    epochs: PositiveInt = Field(100, description="Epochs; an epoch is ceil(N_train / batch_size) steps.")
-    batch_size: PositiveInt = Field(50, description="Samples per step, drawn without replacement each step.")
-    lr: PositiveFloat = Field(1.5e-4, description="Adam learning rate.")
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field((0.9, 0.999), description="Adam betas.")
-    eps: PositiveFloat = Field(1e-8, description="Adam epsilon.")
-    amsgrad: bool = Field(True, description="AMSGrad variant of Adam.")
-    weight_decay: NonNegativeFloat = Field(0.0, description="Adam weight decay.")
+    epochs: PositiveInt = Field(description="Epochs; an epoch is ceil(N_train / batch_size) steps.")
+    batch_size: PositiveInt = Field(description="Samples per step, drawn without replacement each step.")
+    lr: PositiveFloat = Field(description="Adam learning rate.")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(description="Adam betas.")
+    eps: PositiveFloat = Field(description="Adam epsilon.")
+    amsgrad: bool = Field(description="AMSGrad variant of Adam.")
+    weight_decay: NonNegativeFloat = Field(description="Adam weight decay.")
     warmup: dict[str, Ramp] = Field(
-        default_factory=recipe_warmup,
         description="Loss family -> weight schedule (a linear ramp, or a constant). Families not named keep "
-                    "their plugin's default weight (recon: 1). Default: the cada_vae recipe's kl, cross, align "
-                    "ramps and contrastive 0. Earlier names 'beta' and 'distance' mean 'kl' and 'align'.",
+                    "their plugin's default weight (recon: 1). Earlier names 'beta' and 'distance' mean 'kl' "
+                    "and 'align'.",
     )
     log_every: PositiveInt = Field(50, description="Steps between finite checks (the only host syncs besides the epoch end).")
     engine: Literal["auto", "reference"] = Field(
@@ -57,6 +76,11 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast of the matrix products (engine 'auto' only).")
     compile: bool = Field(False, description="torch.compile the training step (engine 'auto' only).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_values(cls, data: Any) -> Any:
+        return _missing_from(data, load_recipe(DEFAULT_RECIPE).aligner_defaults()["training"])
+
     @field_validator("engine", mode="before")
     @classmethod
     def _legacy_engine(cls, engine: Any) -> Any:
@@ -65,38 +89,51 @@ class TrainConfig(_Strict):
     @field_validator("warmup", mode="before")
     @classmethod
     def _legacy_warmup(cls, warmup: Any) -> Any:
-        if not isinstance(warmup, dict):
-            return warmup
-        out = {}
-        for key, value in warmup.items():
-            family = LEGACY_WARMUP_KEYS.get(key, key)
-            if family in out:
-                raise ValueError(f"{key!r} and {family!r} name the same loss family; give one")
-            out[family] = value
-        return out
+        return canonical_warmup(warmup)
 
     @model_validator(mode="after")
     def _check_engine(self) -> "TrainConfig":
         if self.engine == "reference" and (self.precision != "fp32" or self.compile):
-            raise ValueError("precision 'bf16' and compile need engine 'auto'")
+            raise ValueError(BF16_NEEDS_AUTO)
         return self
 
 
-class AlignerConfig(_Strict):
-    """Everything that defines an alignment run besides the modalities and the data."""
+#: The one statement of the rule (the CLI shows it with its flag names).
+BF16_NEEDS_AUTO = "precision 'bf16' and compile need engine 'auto'"
 
-    recipe: str | None = Field("cada_vae", description="Recipe the defaults came from (recorded).")
-    latent_size: PositiveInt = Field(64, description="Latent dimension shared by all modalities.")
+
+class AlignerConfig(_Strict):
+    """Everything that defines an alignment run besides the modalities and the data. Values the
+    recipe holds default to the named recipe's (``cada_vae``: latent size 64, ``cada2019``
+    sampling, summed terms)."""
+
+    recipe: str | None = Field(DEFAULT_RECIPE, description="Recipe the defaults came from (recorded).")
+    latent_size: PositiveInt = Field(description="Latent dimension shared by all modalities.")
     reparameterization: Literal["cada2019", "standard"] = Field(
-        "cada2019", description="cada2019: the reference code's sampling; standard: textbook VAE."
+        description="cada2019: the reference code's sampling; standard: textbook VAE."
     )
-    reduction: Literal["sum", "mean"] = Field("sum", description="Batch reduction of every loss term (CADA: sum).")
+    reduction: Literal["sum", "mean"] = Field(description="Batch reduction of every loss term (CADA: sum).")
     pair_weights: dict[str, NonNegativeFloat] = Field(
         default_factory=dict, description="Optional extra weight per term name, e.g. {'cross/att->img': 0.5}."
     )
     seed: int = Field(0, ge=0, lt=2**63, description="Drives every random choice: init, batches, noise.")
     device: str = Field("auto", description="'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'.")
-    training: TrainConfig = Field(default_factory=TrainConfig)
+    training: TrainConfig = Field(description="Optimisation (see TrainConfig).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_values(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        name = data.get("recipe", DEFAULT_RECIPE)
+        if not (name is None or isinstance(name, str)):
+            return data  # the field's own check reports it
+        missing = {"latent_size", "reparameterization", "reduction", "training"} - set(data)
+        if not missing:
+            return data
+        defaults = load_recipe(name or DEFAULT_RECIPE).aligner_defaults()
+        defaults.pop("recipe")
+        return merge_config(defaults, data)
 
     @field_validator("device")
     @classmethod
@@ -104,23 +141,6 @@ class AlignerConfig(_Strict):
         if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
         return device
-
-
-def recipe_defaults(name: str) -> dict[str, Any]:
-    """An :class:`AlignerConfig` dict holding the recipe's values."""
-    recipe = load_recipe(name)
-    t = recipe.training
-    return {
-        "recipe": name,
-        "latent_size": recipe.model.latent_size,
-        "reparameterization": recipe.reparameterization,
-        "reduction": recipe.model.reduction,
-        "training": {
-            "epochs": t.epochs, "batch_size": t.batch_size, "lr": t.lr, "betas": t.betas, "eps": t.eps,
-            "amsgrad": t.amsgrad, "weight_decay": t.weight_decay,
-            "warmup": {k: v.model_dump(exclude_none=True) for k, v in t.warmup.items()},
-        },
-    }
 
 
 def merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -131,28 +151,44 @@ def merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def make_config(config: "AlignerConfig | dict[str, Any] | None" = None, recipe: str | None = "cada_vae") -> AlignerConfig:
-    """Validate ``config`` (a dict of overrides) on top of the recipe's defaults."""
+def merge_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """:func:`merge_tables` for aligner configs, except that a loss family's schedule in
+    ``over["training"]["warmup"]`` replaces the base's whole (a user's constant weight is never
+    mixed with the recipe's ramp)."""
+    merged = merge_tables(base, over)
+    training = over.get("training")
+    given = training.get("warmup") if isinstance(training, dict) else None
+    if isinstance(given, dict) and isinstance(base.get("training"), dict):
+        recipe_warmup = base["training"].get("warmup")
+        if isinstance(recipe_warmup, dict):
+            merged["training"]["warmup"] = {**recipe_warmup, **given}
+    return merged
+
+
+def make_config(config: "AlignerConfig | dict[str, Any] | None" = None,
+                recipe: "Recipe | str | None" = DEFAULT_RECIPE) -> AlignerConfig:
+    """Validate ``config`` (a dict of overrides) on top of ``recipe``'s values (a
+    :class:`~mmalign.recipes.Recipe`, a recipe name or file, or None for the field defaults);
+    ``config["recipe"]``, when given, names the recipe instead."""
     if isinstance(config, AlignerConfig):
         return config
     overrides = dict(config or {})
-    recipe = overrides.get("recipe", recipe)
-    if recipe is not None and not isinstance(recipe, str):
-        raise ConfigError(f"config: key 'recipe': expected a recipe name (string) or null, got {type(recipe).__name__}")
-    base = recipe_defaults(recipe) if recipe else {"recipe": None}
+    if "recipe" in overrides:
+        recipe = overrides["recipe"]
+        if recipe is not None and not isinstance(recipe, str):
+            raise ConfigError(f"config: key 'recipe': expected a recipe name (string) or null, got {type(recipe).__name__}")
     training = overrides.get("training")
-    if isinstance(training, dict) and isinstance(training.get("warmup"), dict):  # earlier key names
-        warmup = {LEGACY_WARMUP_KEYS.get(k, k): v for k, v in training["warmup"].items()}
-        if len(warmup) < len(training["warmup"]):
-            raise ConfigError("config: key 'training.warmup': 'beta'/'kl' or 'distance'/'align' name the same loss family; give one")
-        overrides["training"] = {**training, "warmup": warmup}
-    merged = merge_tables(base, overrides)
-    given = (overrides.get("training") or {}).get("warmup") if isinstance(overrides.get("training"), dict) else None
-    if isinstance(given, dict) and isinstance(merged["training"].get("warmup"), dict):
-        merged["training"]["warmup"].update(given)  # a family's schedule is replaced whole, never mixed with the recipe's
+    if isinstance(training, dict) and "warmup" in training:
+        try:
+            overrides["training"] = {**training, "warmup": canonical_warmup(training["warmup"])}
+        except ValueError as exc:
+            raise ConfigError(f"config: key 'training.warmup': {exc}") from None
+    if recipe is None:
+        base: dict[str, Any] = {"recipe": None}
+    else:
+        loaded = load_recipe(recipe)
+        base = loaded.aligner_defaults()
     try:
-        return AlignerConfig.model_validate(merged)
+        return AlignerConfig.model_validate(merge_config(base, overrides))
     except ValidationError as exc:
-        from .modality import format_validation_error
-
         raise ConfigError(format_validation_error("config", exc)) from None

@@ -54,6 +54,20 @@ class MmalignHooks:
         """
 
     @hookspec
+    def register_benchmarks(self, register: Callable[[object], None]) -> None:
+        """Register benchmarks by calling ``register(SomeBenchmark())`` once per benchmark.
+
+        A benchmark is a :class:`mmalign.benchmarks.Benchmark`: its ``name`` is what
+        ``mmalign benchmark NAME`` is called with (any case); it adds its own flags beside the
+        shared ones (``add_arguments``), turns the parsed flags and the loaded
+        :class:`~mmalign.recipes.Recipe` into a request (``request``), checks and runs it
+        (``run``, returning :class:`~mmalign.records.schema.ResultRecord` objects) and prints the
+        table (``summarise``). A data set registered through ``register_datasets`` without a
+        benchmark of its name gets the latent-classifier protocols. A name two plugins register
+        is an error naming both.
+        """
+
+    @hookspec
     def register_commands(self, subparsers: Any) -> None:
         """Add ``mmalign`` sub-commands, in the manner of llm's ``register_commands``.
 

@@ -20,28 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from torch import nn
 
 from .data import AlignmentData
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, format_validation_error
 from .losses import l1_per_sample
 from .mapped import MappedFeatures
 from .normalise import Normaliser, make_normaliser
 
 Granularity = Literal["sample", "class"]
-
-
-#: Problems a validation message lists before it says how many more there are (default 3).
-MAX_PROBLEMS = 3
-
-
-def format_validation_error(owner: str, exc: ValidationError) -> str:
-    """The problems of a pydantic error on one line: ``owner: key 'x': message; key 'y': ...``,
-    at most :data:`MAX_PROBLEMS` of them, then ``(and N more)``; never the raw dump."""
-    parts = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        parts.append(f"key {key!r}: {msg}")
-    more = f" (and {len(parts) - MAX_PROBLEMS} more)" if len(parts) > MAX_PROBLEMS else ""
-    return f"{owner}: " + "; ".join(parts[:MAX_PROBLEMS]) + more
 
 
 class Modality:

@@ -1,4 +1,5 @@
-"""Plugin loading and the catalog of what plugins register (modalities, data sets).
+"""Plugin loading and the catalog of what plugins register (modalities, loss families, data sets,
+benchmarks).
 
 Built-in plugins (``mmalign_plugins.*``) are registered exactly like third-party ones, which come
 from the entry-point group ``mmalign``. ``MMALIGN_PLUGINS`` limits which entry-point plugins load
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import pkgutil
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -39,7 +41,12 @@ BUILTIN_PLUGINS = (
     "mmalign_plugins.text",
     "mmalign_plugins.cada_losses",
     "mmalign_plugins.contrastive",
+    "mmalign_plugins.benchmarks",
 )
+#: What a registered benchmark must have besides its name (see mmalign.benchmarks.Benchmark).
+BENCHMARK_METHODS = ("add_arguments", "request", "run", "summarise")
+#: The package whose modules are the built-in commands, each a plugin with a register_commands hook.
+COMMANDS_PACKAGE = "mmalign.cli"
 ENV_ALLOW = "MMALIGN_PLUGINS"
 ENV_TRACE = "MMALIGN_TRACE_PLUGINS"
 #: Every hook a plugin may implement (the hookspecs of :mod:`mmalign.hooks`).
@@ -58,6 +65,8 @@ class PluginInfo:
     modalities: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
+    benchmarks: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     distribution: str | None = None
     conflicts: list[str] = field(default_factory=list)
 
@@ -93,10 +102,10 @@ class DatasetEntry:
     plugin_version: str
 
 
-class ModalityCatalog:
-    """Modality keys -> the class that builds them, and data-set names -> their reader, each with
-    the plugin that registered it; and the registered loss-term families (:attr:`losses`, in
-    registration order).
+class PluginCatalog:
+    """What the plugins registered, each entry with its plugin: modality keys -> the class that
+    builds them, data-set names -> their reader, benchmark names -> the benchmark, and the loss-term
+    families (:attr:`losses`, in registration order).
 
     ``strict`` (default): a key registered twice is a :class:`PluginError` naming both plugins and
     their distributions. Not strict (``mmalign plugins``): the conflict is recorded in
@@ -109,6 +118,8 @@ class ModalityCatalog:
         self.datasets: dict[str, DatasetEntry] = {}
         self.losses: dict[str, LossTerm] = {}
         self.loss_plugins: dict[str, str] = {}
+        self.benchmarks: dict[str, Any] = {}
+        self.benchmark_plugins: dict[str, str] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self.conflicts: list[str] = []
         self.manager: pluggy.PluginManager | None = None
@@ -132,6 +143,20 @@ class ModalityCatalog:
             return
         self.losses[term.family] = term
         self.loss_plugins[term.family] = plugin.name
+
+    def add_benchmark(self, benchmark: Any, plugin: PluginInfo) -> None:
+        name = getattr(benchmark, "name", None)
+        if not isinstance(name, str) or not name or not all(callable(getattr(benchmark, m, None)) for m in BENCHMARK_METHODS):
+            raise PluginError(f"{plugin.describe()} registered {benchmark!r} as a benchmark; expected a "
+                              f"mmalign.benchmarks.Benchmark (a name and {', '.join(BENCHMARK_METHODS)})")
+        plugin.benchmarks.append(name)
+        taken = {n.lower(): n for n in self.benchmarks}
+        if name.lower() in taken:
+            first = self.benchmark_plugins[taken[name.lower()]]
+            self._conflict(f"benchmark {name!r}", self.plugins[first], plugin)
+            return
+        self.benchmarks[name] = benchmark
+        self.benchmark_plugins[name] = plugin.name
 
     def add(self, modality: "Modality", plugin: PluginInfo) -> None:
         kind = getattr(modality, "kind", None)
@@ -226,13 +251,23 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return eps
 
 
+def builtin_command_modules() -> list[ModuleType]:
+    """The built-in commands: every public module of :data:`COMMANDS_PACKAGE` with a
+    ``register_commands`` hook (adding a command is adding a module there)."""
+    package = importlib.import_module(COMMANDS_PACKAGE)
+    modules = [importlib.import_module(f"{COMMANDS_PACKAGE}.{m.name}") for m in pkgutil.iter_modules(package.__path__)
+               if not m.name.startswith("_")]
+    return [m for m in modules if hasattr(m, "register_commands")]
+
+
 def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
     """A fresh plugin manager with built-in and entry-point plugins loaded and checked."""
     pm = pluggy.PluginManager(hooks.PROJECT)
     pm.add_hookspecs(hooks.MmalignHooks)
     infos: dict[str, PluginInfo] = {}
-    for modname in BUILTIN_PLUGINS:
-        module = importlib.import_module(modname)
+    builtins = [importlib.import_module(name) for name in BUILTIN_PLUGINS] + builtin_command_modules()
+    for module in builtins:
+        modname = module.__name__
         pm.register(module, name=modname)
         infos[modname] = PluginInfo(modname, _version_of(module), builtin=True)
     for ep in _entry_points():
@@ -269,10 +304,10 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
     return pm, infos
 
 
-def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], strict: bool = True) -> ModalityCatalog:
-    """Call every plugin's ``register_modalities``, ``register_losses`` and ``register_datasets``
-    hooks, attributing each registration to its plugin (see :class:`ModalityCatalog` for ``strict``)."""
-    catalog = ModalityCatalog(strict=strict)
+def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], strict: bool = True) -> PluginCatalog:
+    """Call every plugin's ``register_modalities``, ``register_losses``, ``register_datasets`` and
+    ``register_benchmarks`` hooks, attributing each registration to its plugin (see :class:`PluginCatalog` for ``strict``)."""
+    catalog = PluginCatalog(strict=strict)
     catalog.plugins = infos
     catalog.manager = pm
     catalog.call_each("register_modalities", register=lambda info: lambda modality: catalog.add(modality, info))
@@ -280,15 +315,17 @@ def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], strict
                       register=lambda info: lambda term: catalog.add_loss(term, info))
     catalog.call_each("register_datasets",
                       register=lambda info: lambda name, reader, card=None: catalog.add_dataset(info, name, reader, card))
+    catalog.call_each("register_benchmarks", reverse=False,
+                      register=lambda info: lambda benchmark: catalog.add_benchmark(benchmark, info))
     return catalog
 
 
-_CATALOGS: dict[bool, ModalityCatalog] = {}
+_CATALOGS: dict[bool, PluginCatalog] = {}
 #: plugins added at run time with :func:`add_plugin` (name -> module or object with hook implementations)
 _ADDED: dict[str, object] = {}
 
 
-def add_plugin(plugin: object, name: str) -> ModalityCatalog:
+def add_plugin(plugin: object, name: str) -> PluginCatalog:
     """Load ``plugin`` (a module or object with ``@mmalign.hookimpl`` functions) into this process's
     catalog beside the built-in and entry-point plugins, as an installed plugin would be loaded:
     for experiments and tests without packaging. Returns the rebuilt catalog."""
@@ -303,14 +340,14 @@ def add_plugin(plugin: object, name: str) -> ModalityCatalog:
         raise
 
 
-def remove_plugin(name: str) -> ModalityCatalog:
+def remove_plugin(name: str) -> PluginCatalog:
     """Undo :func:`add_plugin`; returns the rebuilt catalog."""
     _ADDED.pop(name, None)
     return get_catalog(refresh=True)
 
 
 
-def get_catalog(refresh: bool = False, strict: bool = True) -> ModalityCatalog:
+def get_catalog(refresh: bool = False, strict: bool = True) -> PluginCatalog:
     """The process-wide catalog (built on first use; ``refresh`` reloads plugins). ``strict=False``
     records conflicts instead of raising (what ``mmalign plugins`` shows)."""
     if refresh:

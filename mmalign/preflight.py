@@ -9,11 +9,16 @@ without training or evaluating anything.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from .data import AlignmentData
 from .errors import ConfigError
 from .modality import Modality
+from .recipes import DEFAULT_RECIPE
+
+if TYPE_CHECKING:
+    from .protocols.policies import EpochPolicy
+    from .recipes import Recipe
 
 
 def data_files(data: AlignmentData) -> list[Path]:
@@ -34,37 +39,53 @@ def data_dims(modalities: Mapping[str, Modality], data: AlignmentData) -> dict[s
     return dims
 
 
+def positive(value: int | None, flag: str) -> None:
+    """``flag`` must be at least 1 when given."""
+    if value is not None and value < 1:
+        raise ConfigError(f"{flag} must be at least 1, got {value}")
+
+
+def check_shot_counts(shots: Sequence[int]) -> None:
+    """Shot counts are non-negative and listed once each (the one check of the values; whether
+    the data has enough images per class is :func:`check_evaluations`')."""
+    if any(s < 0 for s in shots):
+        raise ConfigError(f"--shots must be non-negative, got {' '.join(map(str, shots))}")
+    if len(set(shots)) != len(shots):
+        raise ConfigError(f"--shots lists a count twice: {' '.join(map(str, shots))}")
+
+
 def check_evaluations(
     data: AlignmentData,
     setting: str,
     shots: Iterable[int],
     seeds: Iterable[int],
-    policy: str,
+    policy: "EpochPolicy | str",
     dataset_name: str,
-    recipe: str = "cada_vae",
+    recipe: "Recipe | str" = DEFAULT_RECIPE,
     max_epochs: int = 100,
 ) -> None:
-    """Every (shots, seed) evaluation of the latent-classifier protocol could run: shots
-    non-negative and leaving test images in every unseen class, a latent count in the recipe, a
-    classifier-epoch table entry for policy ``fixed``, ``max_epochs >= 1``. Raises
+    """Every (shots, seed) evaluation of the latent-classifier protocol could run: shot counts
+    valid and leaving test images in every unseen class, a latent count in the recipe, the
+    policy's epochs (a classifier-epoch table entry for ``fixed``), ``max_epochs >= 1``. Raises
     :class:`ConfigError` for the first one that could not."""
     from .protocols.fewshot import fewshot_split
     from .protocols.latents import latents_key
-    from .protocols.policies import fixed_epochs
+    from .protocols.policies import make_policy
     from .recipes import load_recipe
 
     shots, seeds = list(shots), list(seeds)
-    if max_epochs < 1:
-        raise ConfigError(f"--max-classifier-epochs must be at least 1, got {max_epochs}")
-    negative = [k for k in shots if k < 0]
-    if negative:
-        raise ConfigError(f"--shots must be non-negative, got {negative[0]}")
-    latents = load_recipe(recipe).classifier.latents
+    positive(max_epochs, "--max-classifier-epochs")
+    check_shot_counts(shots)
+    rec, policy = load_recipe(recipe), make_policy(policy)
+    latents = rec.classifier.latents
     for k in shots:
         key = latents_key(setting, k)
         if key not in latents:
-            raise ConfigError(f"recipe {recipe!r} has no classifier latent counts for {key!r} (--setting {setting}, --shots {k})")
-        if policy == "fixed":
-            fixed_epochs(dataset_name, setting, k, recipe)
+            raise ConfigError(f"recipe {rec.describe()} has no classifier latent counts for {key!r} (--setting {setting}, "
+                              f"--shots {k})")
+        policy.check(rec, dataset_name, setting, k)
         for seed in seeds:
-            fewshot_split(data, k, seed)
+            try:
+                fewshot_split(data, k, seed)
+            except ConfigError as exc:
+                raise ConfigError(f"--shots {k}: {exc}") from None

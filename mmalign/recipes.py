@@ -1,64 +1,34 @@
-"""Read and validate the declarative records in ``registry/`` (installed as ``mmalign_registry``).
+"""Recipes and reference results: the declarative records in ``registry/`` (installed as
+``mmalign_registry``), validated with pydantic on load so a typo fails with the file and key named.
 
-Recipes hold every hyperparameter of a method per dataset and setting; references hold published
-numbers with their source and a tolerance. Both are TOML, validated with pydantic on load so a typo
-in a record fails with the file and key named.
+A :class:`Recipe` holds every hyperparameter of a method: the networks, the optimiser, each loss
+family's warm-up, and the final classifier (latent counts, epoch table per data set and setting).
+A command loads it **once** (:func:`load_recipe`, from a registry name such as ``cada_vae`` or a
+TOML file path) and hands the object to everything that needs it: the aligner's config
+(:meth:`Recipe.aligner_defaults`), the classifier, the few-shot protocol and the records. Nothing
+else looks a recipe up by name. References hold published numbers with their source and a
+tolerance.
 """
 
 from __future__ import annotations
 
-import math
 import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean, format_validation_error
+from .ramps import Ramp
+
+#: The recipe every command and the library use unless told otherwise.
+DEFAULT_RECIPE = "cada_vae"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Ramp(_Strict):
-    """A loss family's weight per epoch: ``clip((epoch - start) / (end - start) * factor, 0, factor)``
-    (the reference code's linear warm-up), or the constant ``factor`` when ``start`` and ``end`` are
-    both left out."""
-
-    start: float | None = None
-    end: float | None = None
-    factor: float
-
-    @model_validator(mode="after")
-    def _check_span(self) -> "Ramp":
-        if (self.start is None) != (self.end is None):
-            raise ValueError("give both start and end (a linear warm-up), or neither (a constant weight)")
-        if self.start is not None and self.end <= self.start:
-            raise ValueError(f"end ({self.end}) must be greater than start ({self.start})")
-        return self
-
-    def at(self, epoch: float) -> float:
-        """The weight in ``epoch`` (0-based; evaluated once per epoch, as in the reference)."""
-        if self.start is None:
-            return self.factor
-        value = (epoch - self.start) / (self.end - self.start) * self.factor
-        return min(max(value, 0.0), self.factor)
-
-    def scaled(self, f: float) -> "Ramp":
-        """The same ramp over an epoch axis stretched by ``f`` (a run of ``f`` times the epochs)."""
-        if self.start is None:
-            return self
-        return Ramp(start=self.start * f, end=self.end * f, factor=self.factor)
-
-    def first_active_epoch(self, epochs: int | None = None) -> int | None:
-        """The first epoch (below ``epochs``, when given) with a non-zero weight, or None."""
-        if self.factor == 0.0:
-            return None
-        first = 0 if self.start is None else max(0, math.floor(self.start) + 1)
-        return first if epochs is None or first < epochs else None
 
 
 class RecipeModel(_Strict):
@@ -101,12 +71,47 @@ class RecipeClassifier(_Strict):
 
 
 class Recipe(_Strict):
+    """One method's hyperparameters (``registry/recipes/<name>.toml`` or a user's TOML file)."""
+
     name: str
     source: str
+    #: the published results to compare with (``registry/references/<name>.toml``), if any
+    references: str | None = None
     reparameterization: Literal["cada2019", "standard"]
     model: RecipeModel
     training: RecipeTraining
     classifier: RecipeClassifier
+    #: where it was read from (a registry file or the user's), for messages and records
+    _path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def aligner_defaults(self) -> dict[str, Any]:
+        """The :class:`~mmalign.AlignerConfig` values this recipe sets (a nested dict; user
+        overrides are merged over it)."""
+        t = self.training
+        return {
+            "recipe": self.name,
+            "latent_size": self.model.latent_size,
+            "reparameterization": self.reparameterization,
+            "reduction": self.model.reduction,
+            "training": {
+                "epochs": t.epochs, "batch_size": t.batch_size, "lr": t.lr, "betas": t.betas, "eps": t.eps,
+                "amsgrad": t.amsgrad, "weight_decay": t.weight_decay,
+                "warmup": {k: v.model_dump(exclude_none=True) for k, v in t.warmup.items()},
+            },
+        }
+
+    def hidden_for(self, kind: str) -> tuple[int, int] | None:
+        """The recipe's (encoder, decoder) hidden sizes for a modality kind, or None."""
+        return self.model.hidden.get(kind)
+
+    def describe(self) -> str:
+        """``'cada_vae'``, or ``'mine' (path/to/mine.toml)`` for a recipe read from a user's file."""
+        registry = self._path is not None and self._path.parent == registry_root() / "recipes"
+        return repr(self.name) if self._path is None or registry else f"{self.name!r} ({self._path})"
 
 
 class ReferenceResult(_Strict):
@@ -142,8 +147,10 @@ def read_toml(path: Path) -> dict:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: registry file not found") from None
-    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; expected a TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
@@ -151,19 +158,40 @@ def validate_record(model: type[BaseModel], raw: dict, path: Path):
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: key {where}: {first['msg']}") from None
+        raise ConfigError(format_validation_error(str(path), exc)) from None
+
+
+def recipe_names() -> list[str]:
+    """The recipes shipped in ``registry/recipes``."""
+    return sorted(p.stem for p in (registry_root() / "recipes").glob("*.toml"))
+
+
+def load_recipe(recipe: "str | Path | Recipe" = DEFAULT_RECIPE) -> Recipe:
+    """A validated :class:`Recipe`: ``recipe`` is a registry name (``"cada_vae"``), a path to a
+    TOML file of the same layout, or already a :class:`Recipe` (returned as it is)."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if not isinstance(recipe, (str, Path)):
+        raise ConfigError(f"a recipe is a registry name, a TOML file or a Recipe, got {type(recipe).__name__}")
+    text = str(recipe)
+    if isinstance(recipe, Path) or text.endswith(".toml") or "/" in text or "\\" in text:
+        return _read_recipe(Path(text).expanduser())
+    return _registry_recipe(text)
 
 
 @lru_cache(maxsize=None)
-def load_recipe(name: str = "cada_vae") -> Recipe:
-    """The recipe ``registry/recipes/<name>.toml``."""
+def _registry_recipe(name: str) -> Recipe:
     path = registry_root() / "recipes" / f"{name}.toml"
-    if not path.exists():
-        known = sorted(p.stem for p in (registry_root() / "recipes").glob("*.toml"))
-        raise ConfigError(f"unknown recipe {name!r}; known recipes: {known}")
-    return validate_record(Recipe, read_toml(path), path)
+    if not path.is_file():
+        raise ConfigError(f"unknown recipe {name!r}{did_you_mean(name, recipe_names())}; known recipes: "
+                          f"{', '.join(recipe_names())} (or give the path of a recipe TOML file)")
+    return _read_recipe(path)
+
+
+def _read_recipe(path: Path) -> Recipe:
+    recipe = validate_record(Recipe, read_toml(path), path)
+    recipe._path = path
+    return recipe
 
 
 @lru_cache(maxsize=None)

@@ -83,7 +83,7 @@ def parse_run_config(raw: Any, where: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        from .modality import format_validation_error
+        from .errors import format_validation_error
 
         raise ConfigError(format_validation_error(where, exc)) from None
 

@@ -8,7 +8,7 @@ from typing import Iterator, Mapping, Sequence
 import torch
 
 from .errors import ConfigError
-from .recipes import Ramp
+from .ramps import Ramp
 from .terms import LossTerm
 
 

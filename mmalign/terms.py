@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Literal, Mapping, Sequence
 
 import torch
 
-from .recipes import Ramp
+from .ramps import Ramp
 
 if TYPE_CHECKING:
     from .modality import Modality

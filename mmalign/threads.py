@@ -10,7 +10,9 @@ numpy/scipy (the ridge and CCA baselines), which ``torch.set_num_threads`` does 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 from .errors import ConfigError
 
@@ -34,3 +36,22 @@ def limit_threads(threads: int | None, flag: str = "--threads") -> None:
 
     torch.set_num_threads(threads)
     threadpool_limits(limits=threads)  # kept for the life of the process
+
+
+@contextlib.contextmanager
+def thread_count(num_threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(num_threads)`` for the duration, restored after (``None``: leave
+    as is). The one place torch's thread count is changed and put back."""
+    if num_threads is None:
+        yield
+        return
+    if num_threads < 1:
+        raise ConfigError(f"num_threads must be >= 1, got {num_threads}")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from .checkpoint import CONFIG, MODEL, NORMALISERS
 from .errors import ConfigError
-from .history import HISTORY
+from .records.history import HISTORY
 from .training import Callback
 
 TRACKERS = ("tensorboard", "mlflow")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import malformed
 import pytest
 
-from mmalign.benchmark import BenchmarkRequest, run_benchmark
+from mmalign.benchmarks.classification import BenchmarkRequest, run_benchmark
 from mmalign.errors import ConfigError
 from mmalign.runs import DataSpec
 

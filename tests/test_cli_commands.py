@@ -17,7 +17,7 @@ from mmalign.cli import main
 from mmalign.datasets import load_class_level, load_dataset
 from mmalign.datasets.matfile import write_mat
 from mmalign.protocols import evaluate
-from mmalign.records import load_records
+from mmalign.records.files import load_records
 from mmalign.runs import DataSpec, load_data
 from conftest import REAL_DATA
 from loopback import LoopbackServer, zip_bytes

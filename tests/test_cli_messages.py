@@ -15,8 +15,8 @@ import pytest
 import malformed
 from mmalign.atomic import write_json_atomic
 from mmalign.cli import CLI_NAMES, main
-from mmalign.cli_args import benchmark_name
-from mmalign.records import load_records
+from mmalign.cli.benchmark import benchmark_name
+from mmalign.records.files import load_records
 from mmalign.resume import STATE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,12 +126,12 @@ def test_train_interrupt_message_tells_how_to_resume(config_file, tmp_path, caps
 
 
 def test_benchmark_interrupt_message_tells_how_to_resume(tmp_path, capsys, monkeypatch):
-    import mmalign.benchmark
+    import mmalign.benchmarks.classification as classification
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mmalign.benchmark, "run_benchmark", interrupted)
+    monkeypatch.setattr(classification, "run_benchmark", interrupted)
     assert main(["benchmark", "cub", "--synthetic", "--out", str(tmp_path)]) == 130
     line = _one_line(_err(capsys))
     assert str(tmp_path / "results.json") in line and "--resume skips them" in line

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import malformed
 import mmalign
-from mmalign.benchmark import BenchmarkRequest, run_benchmark
+from mmalign.benchmarks.classification import BenchmarkRequest, run_benchmark
 from mmalign.cli import main
 from mmalign.protocols import seeds
 from mmalign.runs import DataSpec

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmalign.engine import AlignedVAE, LossWeights, ordered_pairs, unordered_pairs
+from mmalign.model import AlignedVAE, LossWeights, ordered_pairs, unordered_pairs
 from mmalign.modality import FeatureModality
 
 

@@ -234,7 +234,7 @@ def test_determinism_same_seed_same_losses_weights_and_metrics():
 
 
 def test_determinism_benchmark_records_repeat(tmp_path):
-    from mmalign.benchmark import BenchmarkRequest, run_benchmark
+    from mmalign.benchmarks.classification import BenchmarkRequest, run_benchmark
     from mmalign.runs import DataSpec
 
     folder = malformed.write_dataset(tmp_path / "data")

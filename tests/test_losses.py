@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmalign.losses import info_nce, kl_to_standard_normal, reparameterize, wasserstein2
-from mmalign.recipes import Ramp
+from mmalign.ramps import Ramp
 
 
 def ramp(epoch, start, end, factor):

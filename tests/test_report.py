@@ -20,7 +20,7 @@ import malformed  # noqa: E402
 from matplotlib.image import imread  # noqa: E402
 
 from mmalign.cli import main  # noqa: E402
-from mmalign.records import load_records  # noqa: E402
+from mmalign.records.files import load_records  # noqa: E402
 from mmalign.report import figures  # noqa: E402
 
 V1 = Path(__file__).parent / "fixtures" / "results_v1"

@@ -11,7 +11,7 @@ import pytest
 
 import malformed
 from mmalign.cli import main
-from mmalign.schema import results_json_schema
+from mmalign.records.schema import results_json_schema
 
 
 @pytest.fixture(scope="module")

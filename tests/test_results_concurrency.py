@@ -17,7 +17,7 @@ import pytest
 
 import malformed
 from mmalign.errors import DataError
-from mmalign.results import append_result, read_results
+from mmalign.records.store import append_result, read_results
 
 CTX = multiprocessing.get_context("fork")  # the writers only append JSON; fork starts them fast
 

@@ -12,8 +12,8 @@ import pytest
 
 from mmalign.cli import main
 from mmalign.errors import ConfigError, DataError
-from mmalign.records import check_rerun, load_records, write_record
-from mmalign.schema import SCHEMA_VERSION, ResultRecord, results_json_schema
+from mmalign.records.files import check_rerun, load_records, write_record
+from mmalign.records.schema import SCHEMA_VERSION, ResultRecord, results_json_schema
 
 V1 = Path(__file__).parent / "fixtures" / "results_v1"
 

@@ -3,8 +3,8 @@ pass/fail, and the wall time per phase."""
 
 import re
 
-from mmalign.schema import ResultRecord
-from mmalign.tables import phase_times, results_table
+from mmalign.records.schema import ResultRecord
+from mmalign.records.tables import phase_times, results_table
 
 
 def record(seed, U, S, H, synthetic=False, device="NVIDIA H100", engine="eager", seconds=None, command="benchmark"):

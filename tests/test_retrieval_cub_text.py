@@ -93,7 +93,7 @@ def test_cub_text_scaled_warmup_is_the_recipe_at_100_epochs():
 
 
 def test_cub_text_benchmark_runs_offline_and_writes_its_table(tmp_path):
-    from mmalign.records import load_records
+    from mmalign.records.files import load_records
 
     kwargs = dict(seeds=[0], epochs=1, modalities=("att", "wiki"), out=tmp_path, baselines=("ridge",),
                   text_mode="class", class_repeats=1, hidden=(32, 32), recompute="never", progress=False,

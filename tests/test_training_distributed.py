@@ -138,7 +138,7 @@ def test_distributed_step_refuses_a_batch_coupled_family_while_active(tmp_path):
         assert step.rows == slice(0, 5) and step.scale == 2.0
         off = LossSchedule(model.terms, aligner.config.training.warmup).at(0)
         step.start_epoch(off)  # contrastive has weight 0 in the recipe: fine
-        from mmalign.recipes import Ramp
+        from mmalign.ramps import Ramp
         warmup = {**aligner.config.training.warmup, "contrastive": Ramp(factor=1.0)}
         with pytest.raises(ConfigError, match=r"\['contrastive'\] compare each sample with the rest of the batch"):
             step.start_epoch(LossSchedule(model.terms, warmup).at(0))

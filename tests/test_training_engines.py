@@ -11,7 +11,7 @@ import torch
 from conftest import add_masked_feature, make_toy_data
 
 import mmalign
-from mmalign.engine import AlignedVAE, LossWeights, compute_terms
+from mmalign.model import AlignedVAE, LossWeights, compute_terms
 from mmalign.losses import noise_shape
 from mmalign.modality import FeatureModality
 from mmalign.training import new_optimizer, train

@@ -12,7 +12,7 @@ from conftest import add_masked_feature, make_toy_data
 from torch import nn
 
 import mmalign
-from mmalign.engine import AlignedVAE
+from mmalign.model import AlignedVAE
 from mmalign.modality import FeatureModality
 from mmalign.training import train, train_seeds
 from mmalign.training.stacked import StackedNetworks

@@ -8,7 +8,6 @@ feature dimensions and (where known) sha256 checksums. :func:`check_card` compar
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..data import AlignmentData
-from ..errors import ConfigError, DataError, PluginError
+from ..errors import ConfigError, DataError, PluginError, closest_name, did_you_mean  # noqa: F401 (re-exported)
 from ..recipes import read_toml, registry_root, validate_record
 from .matfile import mat_shapes, sha256_file
 from .xlsa17 import SPLIT_KEYS
@@ -144,22 +143,9 @@ def plugin_card(name: str) -> DatasetCard | None:
     try:
         return DatasetCard.model_validate(entry.card)
     except ValidationError as exc:
-        from ..modality import format_validation_error
+        from ..errors import format_validation_error
 
         raise PluginError(format_validation_error(f"plugin {entry.plugin!r}: card of data set {entry.name!r}", exc)) from None
-
-
-def closest_name(name: str, known: Iterable[str]) -> str | None:
-    """The entry of ``known`` closest to ``name`` (case-insensitive), or None when nothing is close."""
-    by_upper = {k.upper(): k for k in known}
-    found = difflib.get_close_matches(name.upper(), list(by_upper), n=1, cutoff=0.6)
-    return by_upper[found[0]] if found else None
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """``" (did you mean 'CUB'?)"`` for the closest known name, or ``""``."""
-    close = closest_name(name, known)
-    return f" (did you mean {close!r}?)" if close is not None else ""
 
 
 def check_card(

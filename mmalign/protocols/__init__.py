@@ -14,11 +14,14 @@ from .evaluate import evaluate
 from .fewshot import FewShotSplit, fewshot_split
 from .latents import LatentSet, repeat_to_count, training_latents
 from .metrics import harmonic_mean, per_class_accuracy
-from .policies import POLICIES, EpochSelection, fixed_epochs, select_epochs, validation_view
+from .policies import (POLICIES, EpochPolicy, FixedEpochs, ManualEpochs, TestEpochs, ValidationEpochs, fixed_epochs,
+                       make_policy)
+from .validation import EpochSelection, select_epochs, validation_view
 from .protocol import ProtocolTask, build_task, run_classifier
 
 __all__ = [
-    "ClassifierHparams", "EpochSelection", "FewShotSplit", "LatentSet", "POLICIES", "ProtocolTask",
+    "ClassifierHparams", "EpochPolicy", "EpochSelection", "FewShotSplit", "FixedEpochs", "LatentSet", "ManualEpochs",
+    "POLICIES", "ProtocolTask", "TestEpochs", "ValidationEpochs", "make_policy",
     "build_task", "evaluate", "fewshot_split", "fixed_epochs", "harmonic_mean", "per_class_accuracy",
     "predict", "repeat_to_count", "run_classifier", "select_epochs", "train_classifier", "train_resident",
     "train_reference", "training_latents", "validation_view",

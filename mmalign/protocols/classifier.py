@@ -29,7 +29,6 @@ permutation from the one ``generator`` they are given, on the device of the data
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterator, Literal
@@ -39,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import ConfigError
+from ..threads import thread_count
 from ..training.graphs import capture_after, capture_available
 
 Schedule = Literal["epoch", "stream"]
@@ -238,20 +238,6 @@ class _IndexStream:
         return torch.cat(parts)
 
 
-@contextlib.contextmanager
-def _single_threaded(device: torch.device):
-    """One intra-op thread on the CPU for the duration (restored after)."""
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _softmax_nll_grad(grad_out: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
     """d NLL / d logits given ``grad_out = -onehot / B``: ``grad_out - exp(log_probs) * sum(grad_out)``,
     through the kernel autograd uses (bit-identical to ``loss.backward()``). Should that private op
@@ -273,7 +259,7 @@ def train_resident(
     :func:`train_reference` (module doc). Returns ``(weight, bias)``. On a GPU, with ``graphs``
     (default), every epoch after the first is replayed as one CUDA graph."""
     _check(x, y, num_classes, epochs, hparams.batch_size, schedule)
-    with torch.inference_mode(), _single_threaded(x.device):
+    with torch.inference_mode(), thread_count(1 if x.device.type == "cpu" else None):  # small products: one thread
         weight, bias = _resident_loop(x, y, num_classes, epochs, generator, schedule, hparams, on_epoch, graphs)
     return weight.clone(), bias.clone()     # normal tensors again, outside inference mode
 

@@ -12,11 +12,12 @@ from typing import Any
 
 from ..data import AlignmentData
 from ..errors import ConfigError
-from ..recipes import load_recipe
+from ..recipes import DEFAULT_RECIPE, Recipe, load_recipe
 from .breakdown import class_breakdown
 from .classifier import ClassifierHparams, adam_kernel
 from .latents import CHUNK
-from .policies import POLICIES, best_epoch, fixed_epochs, select_epochs, validation_view
+from .policies import EpochPolicy, FixedEpochs, ManualEpochs, make_policy
+from .validation import best_epoch, select_epochs, validation_view
 from .protocol import SETTINGS, build_task, device_of, run_classifier, selection_metric, synchronize, classify_test_images
 
 
@@ -28,7 +29,7 @@ def evaluate(
     image: str = "img",
     side: str = "att",
     epochs: int | None = None,
-    policy: str = "fixed",
+    policy: EpochPolicy | str = "fixed",
     seed: int = 0,
     dataset_name: str | None = None,
     reference: bool = False,
@@ -36,7 +37,7 @@ def evaluate(
     selection_aligner: Any | None = None,
     selection_data: AlignmentData | None = None,
     max_epochs: int = 100,
-    recipe: str = "cada_vae",
+    recipe: Recipe | str = DEFAULT_RECIPE,
     adam: str = "auto",
     chunk: int = CHUNK,
 ) -> dict[str, Any]:
@@ -56,10 +57,11 @@ def evaluate(
             the aligner's only per-class modality).
         epochs: classifier epochs for ``policy="manual"``, or already chosen by
             :func:`~mmalign.protocols.select_epochs` for ``policy="val"``.
-        policy: ``"fixed"`` (the released code's table for ``dataset_name``), ``"val"`` (chosen on
-            validation classes with ``selection_aligner``, see :mod:`mmalign.protocols.policies`),
-            ``"test"`` (best epoch in ``1..max_epochs`` on the test data itself; optimistic,
-            recorded as such) or ``"manual"`` (``epochs``).
+        policy: an :class:`~mmalign.protocols.policies.EpochPolicy` or its name: ``"fixed"`` (the
+            recipe's table for ``dataset_name``), ``"val"`` (chosen on validation classes with
+            ``selection_aligner``, see :mod:`mmalign.protocols.policies`), ``"test"`` (best epoch in
+            ``1..max_epochs`` on the test data itself; optimistic, recorded as such) or
+            ``"manual"`` (``epochs``).
         seed: drives the few-shot split, the latent noise and the classifier.
         dataset_name: key of the fixed-epoch table (default: ``data.meta["like"]``, which
             :func:`~mmalign.datasets.synthetic_like` sets to the data set it imitates, else ``data.name``).
@@ -69,7 +71,9 @@ def evaluate(
         selection_data: the validation data (default ``validation_view(data, seed)``; pass the view
             the selection aligner was trained on if it was built with other arguments).
         max_epochs: the range searched by ``"val"`` and ``"test"``.
-        recipe: the recipe holding the latent counts, classifier settings and the epoch table.
+        recipe: the :class:`~mmalign.recipes.Recipe` (or its name or file) holding the latent
+            counts, classifier settings and the epoch table: the one the aligner was trained
+            with (default ``cada_vae``).
         adam: the classifier's Adam kernel, ``"auto"`` (fused where available), ``"fused"`` or
             ``"single_tensor"`` (see :class:`~mmalign.protocols.ClassifierHparams`).
         chunk: rows per encoder call.
@@ -87,8 +91,9 @@ def evaluate(
     """
     if setting not in SETTINGS:
         raise ConfigError(f"setting must be one of {SETTINGS}, got {setting!r}")
-    if policy not in POLICIES:
-        raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if isinstance(policy, str) and policy == "manual":
+        policy = ManualEpochs(epochs) if epochs is not None else make_policy("manual")
+    policy = make_policy(policy)
     shots = int(shots)
     dataset = dataset_name or data.name
     table_key = dataset_name or data.meta.get("like") or data.name  # synthetic data knows what it imitates
@@ -96,16 +101,14 @@ def evaluate(
     hparams = replace(ClassifierHparams.from_recipe(rec), adam=adam)
     seconds: dict[str, float] = {}
     selection: dict[str, Any] | None = None
-    selected_on = {"fixed": "table", "manual": "given", "val": "val", "test": "test"}[policy]
 
-    if policy == "fixed":
+    if isinstance(policy, FixedEpochs):
         if epochs is not None:
             raise ConfigError("policy='fixed' takes its epochs from the recipe's table; use policy='manual' to pass epochs")
-        epochs = fixed_epochs(table_key, setting, shots, recipe)
-    elif policy == "manual":
-        if epochs is None:
-            raise ConfigError("policy='manual' needs epochs=N")
-    elif policy == "val" and epochs is None:
+        epochs = policy.epochs(rec, table_key, setting, shots)
+    elif isinstance(policy, ManualEpochs):
+        epochs = policy.given_epochs()
+    elif policy.needs_selection_model and epochs is None:
         if selection_aligner is None:
             raise ConfigError(
                 "policy='val' needs selection_aligner: an aligner trained on validation_view(data, seed) "
@@ -114,14 +117,14 @@ def evaluate(
         if selection_data is None:
             selection_data = validation_view(data, seed=seed)
         chosen = select_epochs(selection_aligner, selection_data, setting, shots, max_epochs=max_epochs, seed=seed,
-                               image=image, side=side, reference=reference, recipe=recipe, adam=adam, chunk=chunk)
+                               image=image, side=side, reference=reference, recipe=rec, adam=adam, chunk=chunk)
         epochs, seconds["selection"] = chosen.epochs, chosen.seconds
         selection = {"on": "val", "metric": chosen.metric, "score": chosen.score, "max_epochs": max_epochs,
                      "data": selection_data.name}
-    elif policy == "val":
+    elif policy.needs_selection_model:
         selection = {"on": "val", "metric": selection_metric(setting), "score": None, "max_epochs": None,
                      "data": "chosen by the caller"}
-    if policy != "test" and (epochs is None or int(epochs) < 1):
+    if not policy.selects_on_test and (epochs is None or int(epochs) < 1):
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
 
     device = device_of(aligner)
@@ -130,7 +133,7 @@ def evaluate(
     synchronize(device)
     seconds["sampling"] = time.perf_counter() - start
 
-    if policy == "test":
+    if policy.selects_on_test:
         run = run_classifier(task, max_epochs, seed, hparams=hparams, reference=reference, track=True)
         metric = selection_metric(setting)
         epochs = best_epoch(run.history, metric)
@@ -145,8 +148,8 @@ def evaluate(
 
     config = getattr(aligner, "config", None)
     result: dict[str, Any] = {
-        "dataset": dataset, "setting": setting, "shots": shots, "seed": int(seed), "policy": policy,
-        "classifier_epochs": int(epochs), "epochs": int(epochs), "selected_on": selected_on, **scores,
+        "dataset": dataset, "setting": setting, "shots": shots, "seed": int(seed), "policy": policy.name,
+        "classifier_epochs": int(epochs), "epochs": int(epochs), "selected_on": policy.selected_on, **scores,
         "image": task.image, "side": task.side, "num_classes": task.num_classes, "train_latents": len(task.train),
         "classifier": "reference" if reference else "resident", "adam": adam_kernel(hparams, device),
     }

@@ -1,144 +1,140 @@
-"""How many epochs the final classifier trains: the model-selection policy, always recorded.
+"""How many epochs the final classifier trains: the model-selection policy, an object, always recorded.
 
-* ``fixed``: the released code's table (``recipe.classifier.fixed_epochs``), as the paper did.
-* ``val``: chosen on validation classes, never on test data. Build :func:`validation_view` of the
-  data (the xlsa17 ``train`` classes play "seen", the ``val`` classes play "unseen", a held-out part
-  of the ``train`` images plays "test seen", the ``val`` images play "test unseen"; the view holds
-  no test image and no test-only class). Train a second aligner on the view's ``trainval`` split
-  (``selector.fit(view)``), then :func:`select_epochs` runs the same protocol on the view for
-  ``1..max_epochs`` epochs in one run and returns the epoch with the best H (GZSL) or top-1 (ZSL).
-  ``evaluate(..., policy="val", selection_aligner=selector)`` does this for you.
-* ``test``: the same selection on the test split itself. Optimistic; only when asked for.
-* ``manual``: an epoch count given by the caller.
+* :class:`FixedEpochs` (``fixed``): the released code's table (``recipe.classifier.epochs``), as
+  the paper did.
+* :class:`ValidationEpochs` (``val``): chosen on validation classes, never on test data. A second
+  aligner (:meth:`ValidationEpochs.selection_model`) is trained on :func:`validation_view` of the
+  data (the xlsa17 ``train`` classes play "seen", the ``val`` classes "unseen"); the same protocol
+  then runs on the view for ``1..max_epochs`` epochs in one run and the epoch with the best H (GZSL)
+  or top-1 (ZSL) is used.
+* :class:`TestEpochs` (``test``): the same selection on the test split itself. Optimistic; only
+  when asked for, and recorded as such.
+* :class:`ManualEpochs` (``manual``): an epoch count given by the caller.
+
+:func:`make_policy` turns the names (and a given epoch count) into these objects: the one place
+they are parsed.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import numpy as np
+from ..errors import ConfigError
+from ..recipes import DEFAULT_RECIPE, Recipe, load_recipe
+from .validation import EpochSelection, best_epoch, select_epochs, validation_view
 
-from ..data import AlignmentData
-from ..errors import ConfigError, DataError
-from ..recipes import load_recipe
-from .classifier import ClassifierHparams
-from .latents import CHUNK
-from .protocol import build_task, run_classifier, selection_metric, synchronize, device_of
-from .seeds import numpy_rng
-
-POLICIES = ("fixed", "val", "test", "manual")
+__all__ = ["EpochPolicy", "EpochSelection", "FixedEpochs", "ManualEpochs", "POLICIES", "TestEpochs",
+           "ValidationEpochs", "best_epoch", "fixed_epochs", "make_policy", "select_epochs", "validation_view"]
 
 
-def fixed_epochs(dataset: str, setting: str, shots: int, recipe: str = "cada_vae") -> int:
+def fixed_epochs(dataset: str, setting: str, shots: int, recipe: Recipe | str = DEFAULT_RECIPE) -> int:
     """The released code's classifier epochs for ``dataset`` (CUB, SUN, AWA1, AWA2), or a
     :class:`~mmalign.errors.ConfigError` naming what is missing."""
-    value = load_recipe(recipe).classifier.fixed_epochs(dataset, setting, shots)
+    rec = load_recipe(recipe)
+    value = rec.classifier.fixed_epochs(dataset, setting, shots)
     if value is None:
-        table = load_recipe(recipe).classifier
+        table = rec.classifier
         raise ConfigError(
-            f"recipe {recipe!r} has no fixed classifier epochs for dataset {dataset!r}, setting {setting!r}, "
+            f"recipe {rec.describe()} has no fixed classifier epochs for dataset {dataset!r}, setting {setting!r}, "
             f"{shots} shots (datasets {sorted(table.epochs)}, shots {table.shots}); "
             f"use policy='val' (select on validation classes) or policy='manual' with epochs=N"
         )
     return int(value)
 
 
-def validation_view(data: AlignmentData, seed: int = 0, holdout: float = 0.2) -> AlignmentData:
-    """A self-contained data set for epoch selection built from the ``train`` and ``val`` splits only.
+class EpochPolicy:
+    """A classifier-epoch policy: its ``name`` (recorded in every result), what the count is
+    ``selected_on`` (``table``, ``given``, ``val``, ``test``), and the checks it needs before any run."""
 
-    Classes: those of ``train`` (seen) and ``val`` (unseen), relabelled ``0..C'-1`` in ascending
-    original order (``meta["class_ids"]`` maps back). Splits: ``trainval`` = the ``train`` images
-    minus a held-out ``holdout`` fraction per class (seeded, at least one image per class with two
-    or more), ``test_seen`` = the held-out images, ``test_unseen`` = the ``val`` images. Only these
-    rows are copied, so nothing of the test splits is read. Raises
-    :class:`~mmalign.errors.DataError` when ``train``/``val`` are missing, overlap the test splits,
-    or share classes.
-    """
-    for name in ("train", "val"):
-        if name not in data.splits:
-            raise DataError(
-                f"{data.name}: policy 'val' needs the xlsa17 'train' and 'val' splits, but {name!r} is missing "
-                f"(available: {sorted(data.splits)}); use policy='fixed' or 'manual'"
-            )
-    if not 0.0 < holdout < 1.0:
-        raise ConfigError(f"holdout must lie in (0, 1), got {holdout}")
-    train, val = np.asarray(data.splits["train"]), np.asarray(data.splits["val"])
-    for test in ("test_seen", "test_unseen"):
-        if test in data.splits and np.intersect1d(np.concatenate([train, val]), data.splits[test]).size:
-            raise DataError(f"{data.name}: the train/val splits share images with {test!r}; validation would read test data")
-    labels = np.asarray(data.labels)
-    train_classes, val_classes = np.unique(labels[train]), np.unique(labels[val])
-    if np.intersect1d(train_classes, val_classes).size:
-        raise DataError(f"{data.name}: the 'train' and 'val' splits share classes; 'val' must hold unseen classes only")
-    rng = numpy_rng(seed, "validation")
-    keep, held = [], []
-    for cls in train_classes:
-        members = train[labels[train] == cls]
-        k = int(np.floor(holdout * members.size))
-        k = max(k, 1) if members.size >= 2 else 0
-        chosen = np.zeros(members.size, dtype=bool)
-        chosen[rng.permutation(members.size)[:k]] = True
-        keep.append(members[~chosen])
-        held.append(members[chosen])
-    keep, held = np.concatenate(keep), np.concatenate(held)
-    rows = np.concatenate([keep, held, val])
-    class_ids = np.union1d(train_classes, val_classes)
-    positions = np.arange(rows.size)
-    return AlignmentData(
-        labels=np.searchsorted(class_ids, labels[rows]).astype(np.int64),
-        class_names=[data.class_names[c] for c in class_ids],
-        sample_features={k: np.ascontiguousarray(v[rows]) for k, v in data.sample_features.items()},
-        class_features={k: np.ascontiguousarray(v[class_ids]) for k, v in data.class_features.items()},
-        splits={"trainval": positions[: keep.size], "test_seen": positions[keep.size: keep.size + held.size],
-                "test_unseen": positions[keep.size + held.size:]},
-        sample_masks={k: np.asarray(v)[rows] for k, v in data.sample_masks.items()},
-        sample_texts={k: [v[i] for i in rows] for k, v in data.sample_texts.items()},
-        class_texts={k: [v[c] for c in class_ids] for k, v in data.class_texts.items()},
-        name=f"{data.name}/val",
-        meta={"validation_of": data.name, "holdout": holdout, "seed": int(seed), "class_ids": class_ids.tolist()},
-    )
+    name: ClassVar[str]
+    selected_on: ClassVar[str]
+    #: whether the epochs are chosen by training on the test data (the whole range is run)
+    selects_on_test: ClassVar[bool] = False
+    #: whether a second aligner, trained on the validation view, is needed
+    needs_selection_model: ClassVar[bool] = False
+
+    def check(self, recipe: Recipe, dataset: str, setting: str, shots: int) -> None:
+        """Raise :class:`ConfigError` now if a run with these values could not get its epochs."""
+
+    def given_epochs(self) -> int | None:
+        """The epoch count fixed before any data is seen (``manual``), else None."""
+        return None
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __eq__(self, other: object) -> bool:  # a policy compares with its name too ("fixed" == FixedEpochs())
+        if isinstance(other, str):
+            return other == self.name
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
 
 
-@dataclass
-class EpochSelection:
-    """The chosen epoch count, its score (percent) and every epoch's scores."""
+class FixedEpochs(EpochPolicy):
+    name, selected_on = "fixed", "table"
 
-    epochs: int
-    metric: str
-    score: float
-    history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
+    def check(self, recipe: Recipe, dataset: str, setting: str, shots: int) -> None:
+        fixed_epochs(dataset, setting, shots, recipe)
 
-
-def best_epoch(history: list[dict[str, float]], metric: str) -> int:
-    """1-based epoch with the highest ``metric`` (the earliest on ties)."""
-    if not history:
-        raise ConfigError("epoch selection needs at least one epoch")
-    return int(np.argmax([h[metric] for h in history])) + 1
+    def epochs(self, recipe: Recipe, dataset: str, setting: str, shots: int) -> int:
+        return fixed_epochs(dataset, setting, shots, recipe)
 
 
-def select_epochs(
-    selection_aligner: Any, selection_data: AlignmentData, setting: str = "gzsl", shots: int = 0, *, max_epochs: int = 100,
-    seed: int = 0, image: str = "img", side: str = "att", reference: bool = False, recipe: str = "cada_vae",
-    adam: str = "auto", chunk: int = CHUNK,
-) -> EpochSelection:
-    """Policy ``val``: the epoch count in ``1..max_epochs`` with the best validation H (GZSL) or
-    top-1 (ZSL).
+@dataclass(eq=False)
+class ManualEpochs(EpochPolicy):
+    count: int = 0
+    name: ClassVar[str] = "manual"
+    selected_on: ClassVar[str] = "given"
 
-    ``selection_data`` is :func:`validation_view` of the data and ``selection_aligner`` an aligner trained on
-    ``selection_data``'s ``trainval`` split only (``aligner.fit(selection_data)``). The protocol (few-shot split
-    of the ``val`` images, latent sampling, classifier) is the test protocol with the same seed.
-    """
-    if max_epochs < 1:
-        raise ConfigError(f"max_epochs must be >= 1, got {max_epochs}")
-    start = time.perf_counter()
-    rec = load_recipe(recipe)
-    task = build_task(selection_aligner, selection_data, setting, shots, seed, recipe=rec, image=image, side=side, chunk=chunk)
-    hparams = replace(ClassifierHparams.from_recipe(rec), adam=adam)
-    run = run_classifier(task, max_epochs, seed, hparams=hparams, reference=reference, track=True)
-    metric = selection_metric(setting)
-    epochs = best_epoch(run.history, metric)
-    synchronize(device_of(selection_aligner))
-    return EpochSelection(epochs, metric, run.history[epochs - 1][metric], run.history, time.perf_counter() - start)
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise ConfigError(f"epochs must be a positive integer, got {self.count!r}")
+
+    def given_epochs(self) -> int:
+        return self.count
+
+
+class ValidationEpochs(EpochPolicy):
+    name, selected_on, needs_selection_model = "val", "val", True
+
+    @staticmethod
+    def selection_model(aligner: Any, data: Any, seed: int, progress: bool = True) -> tuple[Any, Any]:
+        """"val trains a second VAE", written once: an untrained copy of ``aligner`` (same
+        modalities, config and recipe; :meth:`~mmalign.Aligner.fresh`) fitted on
+        :func:`validation_view` of ``data`` (the train classes only). Returns ``(model, view)``."""
+        view = validation_view(data, seed=seed)
+        selector = aligner.fresh(seed=seed)
+        selector.fit(view, progress=progress)
+        return selector, view
+
+
+class TestEpochs(EpochPolicy):
+    name, selected_on, selects_on_test = "test", "test", True
+
+
+#: The policy names, in the order the CLI lists them.
+POLICIES = ("fixed", "val", "test", "manual")
+_BY_NAME = {"fixed": FixedEpochs, "val": ValidationEpochs, "test": TestEpochs}
+
+
+def make_policy(policy: "EpochPolicy | str" = "fixed", epochs: int | None = None) -> EpochPolicy:
+    """The policy object for a name (``fixed``, ``val``, ``test``; ``manual`` with ``epochs``), or
+    ``policy`` itself. A given epoch count with ``fixed`` means ``manual``; with ``val``/``test`` it
+    is an error (they choose the count)."""
+    if isinstance(policy, EpochPolicy):
+        if epochs is not None and not isinstance(policy, ManualEpochs):
+            raise ConfigError(f"policy {policy.name!r} chooses its epochs; epochs={epochs} cannot be combined with it")
+        return policy
+    if policy == "manual" or (policy == "fixed" and epochs is not None):
+        if epochs is None:
+            raise ConfigError("policy='manual' needs epochs=N")
+        return ManualEpochs(epochs)
+    if policy not in _BY_NAME:
+        raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if epochs is not None:
+        raise ConfigError(f"epochs=N fixes the classifier's epochs; it cannot be combined with policy val/test "
+                          f"(got policy={policy!r})")
+    return _BY_NAME[policy]()

@@ -8,8 +8,8 @@ from typing import Callable, Sequence
 
 from ..atomic import write_atomic, write_bytes_atomic
 from ..errors import ConfigError, MmalignError
-from ..provenance import source_commit
-from ..tables import results_table
+from ..records.provenance import source_commit
+from ..records.tables import results_table
 from .page import Picture, Section, render_page
 from .runs import RunDir, read_run_dirs
 

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..recipes import load_references
-from ..schema import ResultRecord
-from ..tables import group_by_config, mean_std, run_label
+from ..records.schema import ResultRecord
+from ..records.tables import group_by_config, mean_std, run_label
 from .latent_map import LatentMap
 
 WIDE, TALL = (9.0, 4.6), (9.0, 6.0)

@@ -9,9 +9,9 @@ from typing import Any
 
 from ..checkpoint import CONFIG, MODEL
 from ..errors import ConfigError
-from ..history import history_rows, read_history
-from ..records import load_records
-from ..schema import ResultRecord
+from ..records.history import history_rows, read_history
+from ..records.files import load_records
+from ..records.schema import ResultRecord
 
 RESULTS = "results.json"
 

@@ -28,10 +28,11 @@ import numpy as np
 
 from ..atomic import write_bytes_atomic
 from ..errors import ConfigError
-from ..evaluation_record import aligner_provenance
-from ..provenance import array_hash, device_name, versions
-from ..records import check_rerun, load_records, write_record
-from ..schema import ResultRecord
+from ..recipes import DEFAULT_RECIPE, Recipe, load_recipe
+from ..records.build import aligner_provenance
+from ..records.provenance import array_hash, device_name, versions
+from ..records.files import check_rerun, load_records, write_record
+from ..records.schema import ResultRecord
 from .baselines import baseline_retrieval
 from .cub_data import CubText, encode_wikipedia, load_cub_text
 from .metrics import retrieval_metrics
@@ -42,11 +43,9 @@ MODALITIES = ("att", "sent", "wiki")
 RECOMPUTE_TOLERANCE = 2e-3
 
 
-def scaled_warmup(epochs: int, recipe: str = "cada_vae") -> dict[str, dict[str, float]]:
+def scaled_warmup(epochs: int, recipe: "Recipe | str" = DEFAULT_RECIPE) -> dict[str, dict[str, float]]:
     """The recipe's warm-up ramps compressed to ``epochs`` (from the recipe's own epoch count), so a
     short run still goes through the whole schedule."""
-    from ..recipes import load_recipe
-
     r = load_recipe(recipe)
     f = epochs / r.training.epochs
     return {family: ramp.scaled(f).model_dump(exclude_none=True) for family, ramp in r.training.warmup.items()}
@@ -164,10 +163,10 @@ def run_cub_text(
     resume: bool = False,
     force: bool = False,
     log=print,
-    recipe: str = "cada_vae",
+    recipe: "Recipe | str" = DEFAULT_RECIPE,
     aligner_overrides: dict[str, Any] | None = None,
 ) -> list[ResultRecord]:
-    """Run the CUB text retrieval benchmark; returns its records (:class:`~mmalign.schema.ResultRecord`,
+    """Run the CUB text retrieval benchmark; returns its records (:class:`~mmalign.records.schema.ResultRecord`,
     metrics in percent), one per (method, modalities, query -> gallery, setting, seed).
 
     Args:
@@ -191,7 +190,8 @@ def run_cub_text(
         resume: skip fits whose records are all in ``out/results.json`` (default False).
         force: fit again and replace records already there (default False). Without either, a
             record already there is refused before anything runs.
-        recipe: the recipe the Aligners' defaults come from (default ``"cada_vae"``).
+        recipe: the :class:`~mmalign.recipes.Recipe` (or its name or file) the Aligners' defaults
+            come from (default ``"cada_vae"``); its name is recorded.
         aligner_overrides: further Aligner config (e.g. ``{"training": {"engine": ...},
             "reparameterization": ...}``), merged under the benchmark's seed, device, epochs and
             scaled warm-up.
@@ -207,6 +207,7 @@ def run_cub_text(
     if text_mode == "sentences" and sentences != "visual":
         raise ConfigError("text_mode='sentences' trains on the visual sentences (shipped per sentence); use sentences='visual'")
     seeds = [int(s) for s in seeds]
+    recipe = load_recipe(recipe)  # once for the whole run
     subsets = [c for k in range(2, len(names) + 1) for c in itertools.combinations(names, k)]
     path = Path(out) / "results.json" if out is not None else None
     existing = load_records(path) if path is not None else []
@@ -223,7 +224,7 @@ def run_cub_text(
                                 "modalities": list(subset), "shots": 0}
         if method == "aligner":
             cfg = make_config(config(seed), recipe)
-            base.update(reparameterization=cfg.reparameterization, epochs_vae=epochs,
+            base.update(recipe=recipe.name, reparameterization=cfg.reparameterization, epochs_vae=epochs,
                         engine=getattr(cfg.training, "engine", None), precision=getattr(cfg.training, "precision", None))
         directions = itertools.permutations(subset, 2) if method == "aligner" else [tuple(subset)]  # a map a -> b
         return [{**base, "query": a, "gallery": b, "setting": setting} for a, b in directions for setting in ("zsl", "gzsl")]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..schema import ResultRecord
-from ..tables import group_by_config, mean_std
+from ..records.schema import ResultRecord
+from ..records.tables import group_by_config, mean_std
 
 METRICS = ("top1", "top5", "mrr")
 METHOD_ORDER = {"ridge": 0, "cca": 1, "aligner": 2}

@@ -1,7 +1,7 @@
 """Running a sweep: the runs go to workers (in this process, a local process pool, or Ray tasks);
 this process, the driver, is the one writer of ``OUT/results.json``.
 
-Every finished run's record is appended at once (atomically, under the results lock: :func:`mmalign.records.write_record`)
+Every finished run's record is appended at once (atomically, under the results lock: :func:`mmalign.records.files.write_record`)
 with ``sweep = {"run": id, "params": ..., "attempts": n}``; ``resume`` skips the runs whose id is
 already there, so a killed driver loses no finished record and runs none twice. A failing run is
 retried ``retries`` times, then written to ``OUT/failures.json`` with its error while the others go
@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 from ..atomic import write_json_atomic
 from ..errors import ConfigError
-from ..records import load_records, write_record
-from ..schema import ResultRecord, dump_record
+from ..records.files import load_records, write_record
+from ..records.schema import ResultRecord, dump_record
 from .spec import Sweep, SweepRun, build_request
 
 SCRATCH = ".sweep-scratch"
@@ -32,7 +32,7 @@ SCRATCH = ".sweep-scratch"
 def run_one(params: dict[str, Any], scratch: str, threads: int | None = None) -> list[dict[str, Any]]:
     """One run in a worker: train and evaluate (``mmalign benchmark``'s code), its records written to
     ``scratch`` only; returns them."""
-    from ..benchmark import run_benchmark
+    from ..benchmarks.classification import run_benchmark
     from ..threads import limit_threads
 
     limit_threads(threads)

@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from ..benchmark import BenchmarkRequest
+from ..benchmarks.classification import BenchmarkRequest
 from ..config import make_config
-from ..errors import ConfigError
+from ..errors import ConfigError, format_validation_error
 from ..recipes import load_recipe
-from ..results import config_hash
+from ..records.store import config_hash
 from ..runs import DataSpec, read_config_file
 
 #: Run keys, with their defaults (``None``: the recipe's or the data set's).
@@ -143,8 +143,7 @@ def build_request(params: dict[str, Any], out: Path) -> BenchmarkRequest:
                         synthetic_seed=v["synthetic_seed"], side_info=v["side_info"],
                         skip_card_check=v["skip_card_check"])
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"key {'.'.join(map(str, first['loc']))!r}: {first['msg']}, got {first.get('input')!r}") from None
+        raise ConfigError(format_validation_error("", exc, show_input=True)) from None
     return BenchmarkRequest(
         dataset=dataset if named else Path(dataset).name, data=data, setting=v["setting"], shots=[v["shots"]],
         seeds=[v["seed"]], epochs=v["epochs"], device=v["device"], policy=policy, recipe=v["recipe"],

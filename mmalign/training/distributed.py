@@ -104,7 +104,7 @@ class _Forward(nn.Module):
 class DistributedStep(PlainStep):
     """:class:`PlainStep` for one run on ``context.world_size`` ranks (see the module docstring).
 
-    ``model`` is the run's :class:`~mmalign.engine.AlignedVAE` (its parameters are the ones
+    ``model`` is the run's :class:`~mmalign.model.AlignedVAE` (its parameters are the ones
     ``terms`` trains); ``reduction`` its batch reduction; ``masked``: whether some modality has
     missing rows (then ``reduction = "mean"`` cannot be split exactly and is refused);
     ``batch_coupled``: the families whose terms depend on the whole batch.

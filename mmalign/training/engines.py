@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 
 from ..config import TrainConfig
-from ..engine import AlignedVAE, compute_terms
+from ..model import AlignedVAE, compute_terms
 from ..errors import ConfigError, TrainingError
 from ..schedule import LossSchedule
 from .callbacks import Callback, EpochLog, ProgressBar
@@ -33,6 +33,7 @@ from .graphs import capturable, capture_available
 from .loop import Trainer
 from .onednn import OneDnnLinear, available as onednn_available
 from .optim import make_optimizer
+from ..threads import thread_count
 from .stacked import StackedNetworks
 from .steps import GraphedStep, PlainStep
 from .tensors import TrainingTensors
@@ -46,22 +47,6 @@ def autocast_context(device: torch.device, precision: str, cache: bool = True):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
     raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-
-
-@contextlib.contextmanager
-def thread_count(num_threads: int | None):
-    """``torch.set_num_threads(num_threads)`` for the duration (``None``: leave as is)."""
-    if num_threads is None:
-        yield
-        return
-    if num_threads < 1:
-        raise ConfigError(f"num_threads must be >= 1, got {num_threads}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(num_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def uses_graphs(config: TrainConfig, device: torch.device, graphs: bool | None = None) -> bool:

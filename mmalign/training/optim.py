@@ -4,7 +4,7 @@
 CPU it takes ~7 ms per CADA-VAE step (7.8 M parameters, AMSGrad) against ~37 ms for the default
 ``foreach`` path, which makes a pass per arithmetic operation; ``benchmarks/SPEED.md`` has the
 numbers. The arithmetic is the same as the eager optimiser's up to floating-point rounding
-(``tests/test_fast_train.py`` checks a few steps against it).
+(``tests/test_training_engines.py`` checks the engines against it).
 """
 
 from __future__ import annotations

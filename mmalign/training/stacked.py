@@ -1,4 +1,4 @@
-"""S copies of an :class:`~mmalign.engine.AlignedVAE`'s networks as stacked weights.
+"""S copies of an :class:`~mmalign.model.AlignedVAE`'s networks as stacked weights.
 
 Every parameter gets a leading run dimension. CADA's own networks (:class:`~mmalign.modality.MLPEncoder`
 and :class:`~mmalign.modality.MLPDecoder`, matched by exact type) run as hand-written batched matrix
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from ..engine import AlignedVAE
+from ..model import AlignedVAE
 from ..errors import ConfigError
 from ..modality import MLPDecoder, MLPEncoder
 

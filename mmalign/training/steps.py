@@ -2,7 +2,7 @@
 
 A step serves S runs at once (S = 1 for one run): every run draws its random numbers from its own
 generator in the reference code's order (``randperm``, then one noise tensor per modality), the
-batch rows are gathered, :func:`~mmalign.engine.compute_terms` gives the ``(S, T)`` terms (loss
+batch rows are gathered, :func:`~mmalign.model.compute_terms` gives the ``(S, T)`` terms (loss
 last), the summed loss is back-propagated and the optimiser steps.
 
 * :class:`PlainStep`: exactly that, every step from Python.

@@ -1,30 +1,38 @@
 """The ``mmalign`` command line.
 
-Every :class:`~mmalign.errors.MmalignError` becomes one line on stderr and exit code 2; the
-traceback only with ``--debug`` (or ``MMALIGN_DEBUG=1``).
+Every sub-command, built-in or a plugin's, is added through the ``register_commands`` hook: the
+built-in ones are the modules of this package (one module per command), loaded as built-in
+plugins exactly like a third party's. Every :class:`~mmalign.errors.MmalignError` becomes one line
+on stderr and exit code 2; the traceback only with ``--debug`` (or ``MMALIGN_DEBUG=1``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 import warnings
 from typing import Callable, NoReturn, Sequence
 
-from .errors import MmalignError
+from ..errors import MmalignError
 
 EXIT_BAD_INPUT = 2
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """Usage errors are one line on stderr plus a pointer to ``--help`` (exit code 2), not the
-    whole usage block; sub-command parsers inherit this class."""
+    whole usage block; long flags are never abbreviated (``--seed`` is not ``--seeds``).
+    Sub-command parsers inherit this class."""
+
+    def __init__(self, *args, help_hint: str | None = None, **kwargs) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+        self.help_hint = help_hint
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        hint = self.help_hint or f"see '{self.prog} --help'"
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} ({hint})\n")
 
 
 #: Library phrases (argument names) -> what a CLI user types instead. A test checks that every
@@ -38,6 +46,9 @@ CLI_NAMES: dict[str, str] = {
     "use policy='fixed' or 'manual'": "use --policy fixed or --classifier-epochs N",
     "policy='manual' needs epochs=N": "--policy manual needs --classifier-epochs N",
     "max_epochs must be": "--max-classifier-epochs must be",
+    "epochs=N fixes the classifier's epochs; it cannot be combined with policy val/test":
+        "--classifier-epochs fixes the epochs; it cannot be combined with --policy val/test",
+    "precision 'bf16' and compile need engine 'auto'": "--precision bf16 needs --engine auto",
 }
 
 
@@ -48,48 +59,22 @@ def cli_message(message: str) -> str:
     return message
 
 
-def cmd_plugins(args: argparse.Namespace) -> int:
-    """List every plugin; a key registered twice is marked, not fatal, so this can diagnose it."""
-    from .plugins import get_catalog
-
-    catalog = get_catalog(refresh=True, strict=False)
-    rows = [
-        {"name": p.name, "version": p.version, "builtin": p.builtin, "distribution": p.distribution,
-         "hooks": p.hooks, "modalities": p.modalities, "losses": p.losses, "datasets": p.datasets,
-         "conflicts": p.conflicts}
-        for p in catalog.plugins.values()
-    ]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        origin = "built-in" if r["builtin"] else f"entry point, distribution {r['distribution']}"
-        print(f"{r['name']} {r['version']} ({origin})")
-        print(f"  hooks: {', '.join(r['hooks']) or '-'}")
-        print(f"  modalities: {', '.join(r['modalities']) or '-'}")
-        if r["losses"]:
-            print(f"  loss families: {', '.join(r['losses'])}")
-        if r["datasets"]:
-            print(f"  datasets: {', '.join(r['datasets'])}")
-        for conflict in r["conflicts"]:
-            print(f"  CONFLICT: {conflict}")
-    if catalog.conflicts:
-        print(f"{len(catalog.conflicts)} conflict(s); mmalign refuses to train or load until they are resolved",
-              file=sys.stderr)
-    return 0
-
-
-def add_plugin_commands(sub: argparse._SubParsersAction) -> None:
-    """Sub-commands from plugins' ``register_commands`` hooks; a taken name is skipped with a warning.
-    Plugins that fail to load are reported when a command needs them, not here."""
-    import warnings
-
-    from .errors import PluginWarning
-    from .plugins import get_catalog
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Every ``register_commands`` hook, built-in and plugins', adds its sub-commands; a taken name
+    is skipped with a warning naming the plugin. Plugins that fail to load are reported when a
+    command needs them, not here."""
+    from ..errors import PluginWarning
+    from ..plugins import get_catalog
 
     try:
         catalog = get_catalog(strict=False)
     except MmalignError:
+        from ..plugins import builtin_command_modules
+
+        catalog = None
+        for module in builtin_command_modules():  # the built-in commands still work (and say what failed)
+            module.register_commands(sub)
+    if catalog is None:
         return
 
     class Guarded:
@@ -102,34 +87,26 @@ def add_plugin_commands(sub: argparse._SubParsersAction) -> None:
             if name in sub.choices:
                 warnings.warn(f"{self.info.describe()}: sub-command {name!r} already exists; skipped",
                               PluginWarning, stacklevel=2)
-                return _Parser(prog=f"mmalign {name}", add_help=False)  # detached: never reached
+                return Parser(prog=f"mmalign {name}", add_help=False)  # detached: never reached
             return sub.add_parser(name, **kwargs)
 
         def __getattr__(self, attr: str):
             return getattr(sub, attr)
 
-    catalog.call_each("register_commands", subparsers=Guarded)
+    catalog.call_each("register_commands", reverse=False, subparsers=Guarded)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mmalign", description="Aligned VAEs for any number of modalities (CADA-VAE).")
+    parser = Parser(prog="mmalign", description="Aligned VAEs for any number of modalities (CADA-VAE).")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"mmalign {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("plugins", help="list loaded plugins, their hooks and modality keys")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_plugins)
-
-    from . import commands
-
-    commands.add_subcommands(sub)
-    add_plugin_commands(sub)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_commands(sub)
     return parser
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -139,7 +116,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .threads import prepare_process
+    from ..threads import prepare_process
 
     prepare_process()  # before anything imports torch
     warnings.showwarning = _one_line_warning
@@ -161,7 +138,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmalign: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .recipes import load_references
+from ..recipes import load_references
 from .schema import KEY_FIELDS, ResultRecord
 
 _GROUP = tuple(k for k in KEY_FIELDS if k != "seed")

@@ -1,6 +1,6 @@
 """Where a result came from: package and plugin versions, the device, hashes of the data.
 
-Every result record carries these (see :mod:`mmalign.schema`), so two numbers can be compared
+Every result record carries these (see :mod:`mmalign.records.schema`), so two numbers can be compared
 knowing whether they came from the same code, machine and data.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from .. import __version__
 
 
 def device_name(device: torch.device) -> str:
@@ -36,7 +36,7 @@ def device_name(device: torch.device) -> str:
 
 def versions() -> dict[str, Any]:
     """mmalign, torch and Python versions, the source commit, and every loaded plugin's version."""
-    from .plugins import get_catalog
+    from ..plugins import get_catalog
 
     plugins = {p.name: p.version for p in get_catalog().plugins.values()}
     return {"mmalign": __version__, "commit": source_commit(), "torch": torch.__version__,

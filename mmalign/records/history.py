@@ -9,9 +9,9 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from .atomic import write_json_atomic
-from .errors import CheckpointError
-from .training import EpochLog
+from ..atomic import write_json_atomic
+from ..errors import CheckpointError
+from ..training import EpochLog
 
 HISTORY = "history.json"
 

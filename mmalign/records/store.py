@@ -23,8 +23,8 @@ from typing import Any, Callable
 
 from filelock import FileLock, Timeout
 
-from .atomic import write_json_atomic
-from .errors import DataError, OutputError
+from ..atomic import write_json_atomic
+from ..errors import DataError, OutputError
 
 
 #: Seconds a writer waits for another writer's lock before giving up (default 600).

@@ -5,7 +5,7 @@ A results file is a JSON list of records. Metrics are percent (0-100) everywhere
 carries the same metadata (what ran, on which data, with which code and device, how long each
 phase took) and one record stands for one (config, seed): :func:`record_key` names it. The
 schema is versioned (:data:`SCHEMA_VERSION`); files written before it (version 1, the formats of
-mmalign 0.1.0) are converted by :mod:`mmalign.migrate` when read. ``mmalign schema results``
+mmalign 0.1.0) are converted by :mod:`mmalign.records.migrate` when read. ``mmalign schema results``
 prints :func:`results_json_schema`.
 """
 
@@ -16,13 +16,13 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import DataError
+from ..errors import DataError, format_validation_error
 
 SCHEMA_VERSION = 2
 COMMANDS = ("benchmark", "eval", "cub-text")
 #: The fields that identify a record: one (config, seed) has one record in a results file.
 KEY_FIELDS = ("command", "dataset", "setting", "shots", "seed", "side_info", "method", "modalities", "query",
-              "gallery", "reparameterization", "policy", "epochs_vae", "synthetic", "engine",
+              "gallery", "recipe", "reparameterization", "policy", "epochs_vae", "synthetic", "engine",
               "precision", "overrides")
 
 
@@ -80,6 +80,7 @@ class ResultRecord(_Strict):
     modalities: list[str] = Field(default_factory=list, description="The modalities fitted together.")
     query: str | None = Field(None, description="Retrieval: the query modality.")
     gallery: str | None = Field(None, description="Retrieval: the gallery modality.")
+    recipe: str = Field("cada_vae", description="The recipe the run was configured from (its name).")
     reparameterization: str | None = Field(None, description="cada2019 (the authors' code) or standard.")
     policy: str | None = Field(None, description="Classifier-epoch policy: fixed, val, test or manual.")
     classifier_epochs: int | None = Field(None, description="Epochs of the final classifier.")
@@ -135,9 +136,7 @@ def validate_record(raw: Any, where: str) -> ResultRecord:
     try:
         return ResultRecord.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(record)"
-        raise DataError(f"{where}: key {key!r}: {err['msg']} (schema version {SCHEMA_VERSION}; "
+        raise DataError(f"{format_validation_error(where, exc)} (schema version {SCHEMA_VERSION}; "
                         f"see 'mmalign schema results')") from None
 
 

@@ -1,7 +1,7 @@
-"""Reading and writing results files in the one schema (:mod:`mmalign.schema`).
+"""Reading and writing results files in the one schema (:mod:`mmalign.records.schema`).
 
 Every writer (``benchmark``, ``eval``, ``cub-text``) goes through :func:`write_record`, which
-validates the record and adds it under the results file lock (:func:`mmalign.results.update_results`, atomic). Before a
+validates the record and adds it under the results file lock (:func:`mmalign.records.store.update_results`, atomic). Before a
 run starts, :func:`check_rerun` decides what to do with a record that is already there: skip it
 (``--resume``), replace it (``--force``), or refuse with a message naming both flags, so one
 (config, seed) never has two records. Files of the previous release are converted on read, and
@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from .atomic import write_json_atomic
-from .errors import ConfigError, DataError
+from ..atomic import write_json_atomic
+from ..errors import ConfigError, DataError
 from .migrate import is_cub_text_v1, migrate_cub_text, migrate_record
-from .results import read_results, results_lock, update_results
+from .store import read_results, results_lock, update_results
 from .schema import SCHEMA_VERSION, ResultRecord, describe_key, dump_record, record_key
 
 

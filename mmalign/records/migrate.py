@@ -1,4 +1,4 @@
-"""Convert results files of mmalign 0.1.0 (schema version 1) to :class:`~mmalign.schema.ResultRecord`.
+"""Convert results files of mmalign 0.1.0 (schema version 1) to :class:`~mmalign.records.schema.ResultRecord`.
 
 Version 1 had three formats:
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import DataError
+from ..errors import DataError
 from .schema import SCHEMA_VERSION, ResultRecord, validate_record
 
 _METRICS_V1 = ("S", "U", "H", "top1")

@@ -1,4 +1,4 @@
-"""One :class:`~mmalign.schema.ResultRecord` from an :func:`~mmalign.protocols.evaluate` result:
+"""One :class:`~mmalign.records.schema.ResultRecord` from an :func:`~mmalign.protocols.evaluate` result:
 shared by ``mmalign benchmark`` and ``mmalign eval`` so both write the same fields."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 from .history import history_rows
 from .provenance import data_hashes, device_name, versions
-from .results import config_hash
+from .store import config_hash
 from .schema import METRICS, ResultRecord
 
 #: Facts of an evaluation kept under ``details``.
