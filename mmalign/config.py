@@ -25,6 +25,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: The one statement of the rule (the CLI shows it with its flag names).
+BF16_NEEDS_AUTO = "precision 'bf16' and compile need engine 'auto'"
 #: Warm-up keys of earlier releases -> the loss family they weigh.
 LEGACY_WARMUP_KEYS = {"beta": "kl", "distance": "align"}
 #: Engine names of earlier releases.
@@ -43,6 +45,10 @@ def canonical_warmup(warmup: Any) -> Any:
             raise ValueError(f"{key!r} and {family!r} name the same loss family; give one")
         out[family] = value
     return out
+
+
+#: The optimiser and warm-up values a recipe holds (``[training]`` of a recipe file).
+RECIPE_TRAINING_KEYS = frozenset({"epochs", "batch_size", "lr", "betas", "eps", "amsgrad", "weight_decay", "warmup"})
 
 
 def _missing_from(data: Any, defaults: dict[str, Any]) -> Any:
@@ -79,6 +85,8 @@ class TrainConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _recipe_values(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or RECIPE_TRAINING_KEYS <= set(data):
+            return data  # complete: no recipe needed
         return _missing_from(data, load_recipe(DEFAULT_RECIPE).aligner_defaults()["training"])
 
     @field_validator("engine", mode="before")
@@ -97,9 +105,6 @@ class TrainConfig(_Strict):
             raise ValueError(BF16_NEEDS_AUTO)
         return self
 
-
-#: The one statement of the rule (the CLI shows it with its flag names).
-BF16_NEEDS_AUTO = "precision 'bf16' and compile need engine 'auto'"
 
 
 class AlignerConfig(_Strict):

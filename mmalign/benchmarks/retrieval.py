@@ -86,7 +86,8 @@ class CubTextBenchmark(Benchmark):
                   echo: Callable[[str], None] = print) -> None:
         from ..records.tables import print_results
 
-        print_results(records, self.results_path(request), echo=echo)
+        print_results(records, self.results_path(request), echo=echo,
+                      also=[f"table: {request.out / 'table.md'} (Markdown, both settings)"])
 
 
 def _device(device: str) -> str:

@@ -75,8 +75,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     recipe = load_recipe(flags.recipe)  # the one load of the recipe for the whole command
     apply_threads_flags(flags)
     request = benchmark.request(flags, recipe)
-    try:
-        records = benchmark.run(request, log=lambda line: print(line, flush=True))
+    from tqdm.auto import tqdm
+
+    try:  # log lines go through the progress bars' writer, so they never land inside a bar
+        records = benchmark.run(request, log=lambda line: tqdm.write(line, file=sys.stdout))
     except KeyboardInterrupt:
         print(f"mmalign: interrupted; the finished runs are in {benchmark.results_path(request)}, and the same "
               "command with --resume skips them", file=sys.stderr)

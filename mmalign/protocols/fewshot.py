@@ -57,7 +57,7 @@ def fewshot_split(data: AlignmentData, shots: int, seed: int = 0, split: str = "
             name = data.class_names[cls] if cls < len(data.class_names) else str(cls)
             raise ConfigError(
                 f"{data.name}: {shots}-shot split impossible: unseen class {int(cls)} ({name!r}) has only "
-                f"{members.size} images in split {split!r}; need at least {shots + 1} (shots plus one to test)"
+                f"{members.size} images in split {split!r}; need at least {shots + 1} (the shots plus test images that stay)"
             )
         chosen = members[rng.permutation(members.size)[:shots]]
         moved.append(idx[chosen])

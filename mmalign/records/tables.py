@@ -47,8 +47,48 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
+def _columns(header: Sequence[str], rows: list[tuple[str, ...]], right: set[int]) -> str:
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(header), "-" * len(line(header))] + [line(row) for row in rows])
+
+
+#: Retrieval records: where the answer is searched (the record's setting).
+AMONG = {"zsl": "unseen classes", "gzsl": "all classes"}
+RETRIEVAL_HEADER = ("benchmark", "among", "method", "seeds", "top-1", "top-5", "MRR")
+
+
+def retrieval_table(records: Sequence[ResultRecord]) -> str:
+    """Retrieval records, compact: one row per (benchmark, gallery, fit, query -> gallery) with
+    top-1, top-5 and MRR (percent, mean ± std over distinct seeds)."""
+    rows = []
+    for _, rs in sorted(group_by_config(records).items(), key=lambda kv: tuple(map(str, kv[0]))):
+        first = rs[0]
+        cells = []
+        for metric in ("top1", "top5", "mrr"):
+            values = [r.metrics[metric] for r in rs if metric in r.metrics]
+            cells.append(f"{mean_std(values)[0]:.1f} ± {mean_std(values)[1]:.1f}" if values else "-")
+        rows.append((first.dataset, AMONG.get(first.setting, first.setting), run_label(first), str(len(rs)), *cells))
+    rows.sort(key=lambda row: (row[0], row[1] != AMONG["zsl"], row[2]))
+    return _columns(RETRIEVAL_HEADER, rows, right={3, 4, 5, 6})
+
+
 def results_table(records: Sequence[ResultRecord]) -> str:
-    """The table: one row per (configuration, metric), seeds counted as distinct seeds."""
+    """The table: one row per (configuration, metric), seeds counted as distinct seeds; retrieval
+    records in their own compact table (:func:`retrieval_table`)."""
+    retrieval = [r for r in records if r.query is not None]
+    records = [r for r in records if r.query is None]
+    tables = [classification_table(records)] if records else []
+    if retrieval:
+        tables.append(retrieval_table(retrieval))
+    return "\n\n".join(tables)
+
+
+def classification_table(records: Sequence[ResultRecord]) -> str:
+    """Classification records, one row per (configuration, metric), beside the paper's number."""
     refs = load_references()
     rows: list[tuple[str, ...]] = []
     for _, rs in sorted(group_by_config(records).items(), key=lambda kv: tuple(map(str, kv[0]))):
@@ -68,14 +108,7 @@ def results_table(records: Sequence[ResultRecord]) -> str:
             rows.append((first.dataset, first.setting, str(first.shots), first.side_info or "-", run_label(first),
                          str(len(values)), metric, f"{mean:.2f} ± {std:.2f}",
                          f"{paper:.1f}" if paper is not None else "-", verdict))
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(HEADER)]
-    right = {2, 5, 7, 8}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [line(HEADER), "-" * len(line(HEADER))]
-    return "\n".join(out + [line(row) for row in rows])
+    return _columns(HEADER, rows, right={2, 5, 7, 8})
 
 
 def phase_times(records: Sequence[ResultRecord]) -> str:
@@ -92,11 +125,15 @@ def phase_times(records: Sequence[ResultRecord]) -> str:
     return "\n".join(lines)
 
 
-def print_results(records: Sequence[ResultRecord], path, echo=print) -> None:
-    """What every command prints at the end: the table, the time per phase, where it wrote."""
+def print_results(records: Sequence[ResultRecord], path, echo=print, also: Sequence[str] = ()) -> None:
+    """What every command prints at the end: the table, the time per phase, where it wrote (the
+    results file last; ``also`` names further files written, e.g. ``table: OUT/table.md``)."""
     if records:
         echo("")
         echo(results_table(records))
         echo("")
         echo(phase_times(records))
-    echo(f"\nresults: {path}")
+    echo("")
+    for line in also:
+        echo(line)
+    echo(f"results: {path}")

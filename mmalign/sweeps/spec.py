@@ -38,7 +38,6 @@ from pydantic import ValidationError
 from ..benchmarks.classification import BenchmarkRequest
 from ..config import make_config
 from ..errors import ConfigError, format_validation_error
-from ..recipes import load_recipe
 from ..records.store import config_hash
 from ..runs import DataSpec, read_config_file
 
@@ -155,22 +154,18 @@ def build_request(params: dict[str, Any], out: Path) -> BenchmarkRequest:
 def validate_run(params: dict[str, Any]) -> None:
     """Everything that can be checked without data: run keys, the recipe, the aligner config, the
     recipe's classifier-epoch table for a fixed policy."""
-    from ..protocols.policies import fixed_epochs
-
-    req = build_request(params, Path("."))
-    load_recipe(req.recipe)
+    req = build_request(params, Path("."))  # loads the recipe and makes the policy
     try:
         make_config({**req.aligner, "seed": req.seeds[0]}, req.recipe)
     except ConfigError as exc:
         key = str(exc).split("key ", 1)[1].split(":")[0].strip("'") if "key " in str(exc) else ""
         raise ConfigError(f"key 'aligner.{key}': {exc}" if key else str(exc)) from None
-    if req.policy == "fixed":
-        try:
-            fixed_epochs(req.dataset, req.setting, req.shots[0], req.recipe)
-        except ConfigError:
-            raise ConfigError(f"key 'policy': the {req.recipe!r} recipe has no classifier-epoch table for "
-                              f"{req.dataset} ({req.setting}, {req.shots[0]} shots); set classifier_epochs or "
-                              "policy = 'val'") from None
+    try:
+        req.policy.check(req.recipe, req.dataset, req.setting, req.shots[0])
+    except ConfigError:
+        raise ConfigError(f"key 'policy': the {req.recipe.describe()} recipe has no classifier-epoch table for "
+                          f"{req.dataset} ({req.setting}, {req.shots[0]} shots); set classifier_epochs or "
+                          "policy = 'val'") from None
 
 
 def parse_sweep(raw: dict[str, Any], source: str) -> Sweep:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..errors import TrainingError
+from ..schedule import LossWeights
 
 
 @dataclass
@@ -94,8 +95,9 @@ def weighted_summary(log: EpochLog) -> dict[str, str]:
     families = dict.fromkeys(k.split("/", 1)[0] for k in log.terms if k != "loss")
     for family in families:
         raw = sum(v for k, v in log.terms.items() if k.startswith(family + "/"))
-        weight = log.weights.get(family, 1.0 if family == "recon" else 0.0)
-        out[family] = f"{raw * weight:.4g}" if family == "recon" else f"{raw * weight:.4g} (w {weight:.3g})"
+        weight = LossWeights(log.weights)[family]
+        scheduled = family in log.weights  # a family without a schedule keeps its fixed weight: not shown
+        out[family] = f"{raw * weight:.4g} (w {weight:.3g})" if scheduled else f"{raw * weight:.4g}"
     return out
 
 
