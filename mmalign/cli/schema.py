@@ -17,7 +17,7 @@ def register_commands(subparsers) -> None:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from ..schema import results_json_schema
+    from ..records.schema import results_json_schema
 
     print(json.dumps(results_json_schema(), indent=2))
     return 0

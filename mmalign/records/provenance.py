@@ -47,7 +47,7 @@ def versions() -> dict[str, Any]:
 def source_commit() -> str | None:
     """The git commit mmalign runs from (``+dirty`` with uncommitted changes), or ``None`` when
     it is not a git checkout (an installed wheel)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # mmalign/records/provenance.py -> the checkout
     if not (root / ".git").exists():
         return None
     try:

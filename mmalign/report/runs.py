@@ -20,7 +20,7 @@ RESULTS = "results.json"
 class RunDir:
     """One RUN_DIR: ``records`` from ``results.json``; ``history`` (one dict per epoch) from the
     checkpoint's ``history.json`` or else the first record that has one; ``checkpoints``: the
-    folder itself when it is a checkpoint, and ``models/seed<N>`` of ``mmalign benchmark --save-models``."""
+    folder itself when it is a checkpoint, and ``models/<config>/seed<N>`` of ``mmalign benchmark --save-models``."""
 
     path: Path
     name: str
@@ -46,7 +46,8 @@ def read_run_dir(path: Path, name: str | None = None) -> RunDir:
     if is_checkpoint(path):
         run.checkpoints.append(path)
         run.history = history_rows(read_history(path))
-    run.checkpoints += sorted(p for p in (path / "models").glob("seed*") if is_checkpoint(p))
+    saved = [*(path / "models").glob("*/seed*"), *(path / "models").glob("seed*")]  # keyed by config; or older
+    run.checkpoints += sorted(p for p in saved if is_checkpoint(p))
     if not run.history:
         with_history = [r for r in run.records if r.history]
         if with_history:
