@@ -73,9 +73,7 @@ def check_run_flags(args: argparse.Namespace) -> None:
     """The values of :func:`add_run_flags`' flags."""
     check_rerun_flags(args)
     positive(args.seeds, "--seeds")
-    positive(args.epochs, "--epochs")
-    if args.first_seed < 0:
-        raise ConfigError(f"--first-seed must be non-negative, got {args.first_seed}")
+    positive(args.epochs, "--epochs")  # seeds themselves are checked by the aligner config (0 <= seed < 2**63)
 
 
 def add_protocol_flags(p: argparse.ArgumentParser) -> None:
