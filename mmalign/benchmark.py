@@ -25,7 +25,7 @@ from .outputs import check_not_input, check_output_dir, saved_or_rescued
 from .preflight import check_evaluations, data_dims, data_files
 from .recipes import load_recipe
 from .records import check_rerun, load_records, write_record
-from .runs import IMAGE, SIDE, DataSpec, RunConfig, default_modalities, load_data
+from .runs import IMAGE, SIDE, DataSpec, RunConfig, default_modalities, load_data, side_array
 from .schema import ResultRecord
 
 
@@ -71,7 +71,7 @@ def _aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
 
 
 def _train(req: BenchmarkRequest, data, seed: int, split: str, callbacks: Sequence[Any] = ()) -> Aligner:
-    aligner = Aligner(default_modalities(req.data.side_info), _aligner_config(req, seed), recipe=req.recipe)
+    aligner = Aligner(default_modalities(req.data.side_info, data), _aligner_config(req, seed), recipe=req.recipe)
     aligner.fit(data, split=split, progress=req.progress, callbacks=list(callbacks))
     return aligner
 
@@ -96,9 +96,9 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
     results_path = Path(req.out) / "results.json"
     check_output_dir(req.out, writes=("results.json",))
     existing = load_records(results_path)
-    plan = {(seed, shots): check_rerun(existing, _key_fields(req, seed, shots), results_path, req.resume, req.force)
-            for seed in req.seeds for shots in req.shots}
     data = load_data(req.data)
+    plan = {(seed, shots): check_rerun(existing, _key_fields(req, seed, shots, data), results_path, req.resume,
+                                       req.force) for seed in req.seeds for shots in req.shots}
     _preflight(req, data)
     records: list[ResultRecord] = []
     todo_by_seed: list[tuple[int, list[int]]] = []  # (seed, shot counts still to run)
@@ -131,7 +131,7 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
                 selection_data=selection_data, max_epochs=req.max_classifier_epochs,
             )
             record = evaluation_record(
-                "benchmark", result, aligner, data, _key_fields(req, seed, shots),
+                "benchmark", result, aligner, data, _key_fields(req, seed, shots, data),
                 seconds={"vae": vae_seconds, **result["seconds"]},
                 details={"recipe": req.recipe, "data_name": data.name, "warnings": list(data.meta.get("warnings", [])),
                          "seeds_stacked": len(stacked) if seed in stacked else 1},
@@ -169,7 +169,7 @@ def _stack(req: BenchmarkRequest, runs: int) -> bool:
 def _stacked_vaes(req: BenchmarkRequest, data, seeds: list[int]) -> dict[int, tuple[Aligner, float]]:
     """Every seed's VAE trained together; each gets an equal share of the wall time."""
     started = time.perf_counter()
-    template = Aligner(default_modalities(req.data.side_info), _aligner_config(req, seeds[0]), recipe=req.recipe)
+    template = Aligner(default_modalities(req.data.side_info, data), _aligner_config(req, seeds[0]), recipe=req.recipe)
     fitted = template.fit_seeds(data, seeds, progress=req.progress, callbacks=list(req.callbacks))
     share = (time.perf_counter() - started) / len(seeds)
     return {seed: (one, share) for seed, one in zip(seeds, fitted)}
@@ -183,7 +183,7 @@ def _preflight(req: BenchmarkRequest, data) -> None:
     check_not_input([Path(req.out) / "results.json"], data_files(data), "--out")
     aligners = []
     for seed in req.seeds:
-        aligner = Aligner(default_modalities(req.data.side_info), _aligner_config(req, seed), recipe=req.recipe)
+        aligner = Aligner(default_modalities(req.data.side_info, data), _aligner_config(req, seed), recipe=req.recipe)
         aligner.device  # noqa: B018 - resolves (and checks) the device
         aligners.append(aligner)
     first = aligners[0]
@@ -218,12 +218,13 @@ def _check_shots(data, shots: list[int]) -> None:
 
 
 
-def _key_fields(req: BenchmarkRequest, seed: int, shots: int) -> dict[str, Any]:
+def _key_fields(req: BenchmarkRequest, seed: int, shots: int, data) -> dict[str, Any]:
     """The fields that identify one benchmark record (all known before training)."""
     recipe = load_recipe(req.recipe)
+    names = [spec["name"] for spec in default_modalities(req.data.side_info, data)]
     return {
         "command": "benchmark", "dataset": req.dataset.upper(), "setting": req.setting, "shots": shots, "seed": seed,
-        "side_info": req.data.side_info, "modalities": [IMAGE, SIDE], "method": "aligner",
+        "side_info": side_array(req.data.side_info, data), "modalities": names, "method": "aligner",
         "reparameterization": req.reparameterization or recipe.reparameterization, "policy": req.policy,
         "epochs_vae": req.epochs if req.epochs is not None else recipe.training.epochs,
         "synthetic": req.data.synthetic, "engine": req.engine, "precision": req.precision,
