@@ -21,7 +21,7 @@ _TEXT_VECTORS = {"auto": "auto", "shipped": "never", "recompute": "always"}
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an aligner from a run config (TOML/JSON) into a checkpoint directory")
-    p.add_argument("config", help="run config file (see mmalign.runs)")
+    p.add_argument("config", help="run config file, TOML or JSON (docs: 'Training from a config file', docs/configs.md)")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--epochs", type=int, help="override the number of VAE epochs")
@@ -63,7 +63,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
     p.add_argument("--first-seed", type=int, default=0, help="first seed")
     p.add_argument("--side-info", choices=("attributes", "sentences"), help="class side information (default attributes)")
-    p.add_argument("--epochs", type=int, help="VAE epochs (default: the recipe's 100)")
+    p.add_argument("--epochs", type=int, help="VAE epochs (default: the recipe's 100; cub-text: 50)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     add_protocol_flags(p)
     p.add_argument("--engine", choices=("auto", "reference"), default="auto",
