@@ -102,7 +102,7 @@ FAST = {
         "mmalign benchmark awa2 --shots 0 1 2 5 10 --seeds 3 --skip-card-check --epochs 1",
     "mmalign benchmark cub --setting zsl --side-info sentences":
         "mmalign benchmark cub --setting zsl --side-info sentences --skip-card-check --epochs 1",
-    "mmalign benchmark cub --synthetic --seeds 3": "mmalign benchmark cub --synthetic --seeds 3 --epochs 1 --classifier-epochs 1",
+    "mmalign benchmark cub --synthetic --seeds 3": "mmalign benchmark cub --synthetic --seeds 1 --epochs 1 --classifier-epochs 1",
     "mmalign benchmark custom --data-dir ~/data/MYSET --classifier-epochs 30":
         "mmalign benchmark custom --data-dir ~/data/MYSET --classifier-epochs 30 --epochs 1",
     "mmalign benchmark cub-text": "mmalign benchmark cub-text --epochs 1 --text-vectors shipped --baselines",
@@ -219,3 +219,36 @@ def test_docs_shell_commands_run(page, docs_home, tmp_path):
                 out = subprocess.run(["bash", "-o", "pipefail", "-c", run], cwd=work, env=env, capture_output=True,
                                      text=True, timeout=600)
                 assert out.returncode == 0, f"{page.name}: {run}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+
+
+def _test_command(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("python3 -m venv") and "pytest" in line)
+
+
+def test_docs_test_command_is_the_readmes():
+    """Getting started installs the same extras as the README before running the tests."""
+    assert _test_command((DOCS / "getting-started.md").read_text()) == _test_command((ROOT / "README.md").read_text())
+
+
+def test_docs_warmup_epochs_agree_with_the_code():
+    """The epochs the pages give for the families' first non-zero weight are the warning's."""
+    from mmalign.recipes import load_recipe
+
+    warmup = load_recipe().training.warmup
+    align, cross = warmup["align"].first_active_epoch(), warmup["cross"].first_active_epoch()
+    for page in ("getting-started.md", "report.md"):
+        text = " ".join((DOCS / page).read_text().split())
+        assert f"alignment weight is 0 until epoch {align}" in text, page
+        assert f"cross-reconstruction weight until epoch {cross}" in text or \
+            f"cross-reconstruction weight is 0 until epoch {cross}" in text, page
+
+
+def test_docs_help_points_at_the_pages_and_states_defaults(capsys):
+    """``train --help`` names the docs page for run configs; ``benchmark --help`` says cub-text's epochs."""
+    from mmalign.cli import main
+
+    for command, expected in (("train", "docs/configs.md"), ("benchmark", "cub-text: 50")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert expected in text, command
