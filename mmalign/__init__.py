@@ -1,13 +1,11 @@
 """mmalign: aligned VAEs for any number of modalities (CADA-VAE, generalised and reproduced).
 
-Public API:
+Public API::
 
-```python
-import mmalign
-aligner = mmalign.Aligner(["image_features", "attributes"])
-aligner.fit(data)                  # data: mmalign.AlignmentData
-aligner.save("runs/x"); mmalign.Aligner.load("runs/x")
-```
+    import mmalign
+    aligner = mmalign.Aligner(["image_features", "attributes"])
+    aligner.fit(data)                  # data: mmalign.AlignmentData
+    aligner.save("runs/x"); mmalign.Aligner.load("runs/x")
 
 The heavy names (everything that needs torch) load on first use, so that ``mmalign`` on the
 command line can set torch's threading environment before torch starts.

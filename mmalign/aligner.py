@@ -1,14 +1,12 @@
-"""The user-facing model: modalities + config -> a trained `AlignedVAE` with its normalisers.
+"""The user-facing model: modalities + config -> a trained :class:`AlignedVAE` with its normalisers.
 
+::
 
-
-```python
-aligner = mmalign.Aligner(["image_features", "attributes"], config={"seed": 0})
-aligner.fit(data)
-mu, logvar = aligner.encode("image_features", rows)
-aligner.save("runs/cub")            # config.json + model.safetensors + normalisers.safetensors
-again = mmalign.Aligner.load("runs/cub")
-```
+    aligner = mmalign.Aligner(["image_features", "attributes"], config={"seed": 0})
+    aligner.fit(data)
+    mu, logvar = aligner.encode("image_features", rows)
+    aligner.save("runs/cub")            # config.json + model.safetensors + normalisers.safetensors
+    again = mmalign.Aligner.load("runs/cub")
 """
 
 from __future__ import annotations
@@ -93,24 +91,22 @@ class Aligner:
     (cross-reconstruction) and its posterior is pulled towards the others' (2-Wasserstein
     distribution alignment), with CADA-VAE's warm-up ramps.
 
-    Typical use:
+    Typical use::
 
-    ```python
-    aligner = mmalign.Aligner(["image_features", "attributes"], config={"seed": 0})
-    aligner.fit(data)                                   # an AlignmentData
-    z = aligner.embed("image_features", rows)           # posterior means, numpy in -> numpy out
-    att = aligner.translate("image_features", "attributes", rows)
-    idx, scores = aligner.retrieve("attributes", att_rows, "image_features", rows, k=5)
-    aligner.save("runs/x"); again = mmalign.Aligner.load("runs/x")
-    ```
+        aligner = mmalign.Aligner(["image_features", "attributes"], config={"seed": 0})
+        aligner.fit(data)                                   # an AlignmentData
+        z = aligner.embed("image_features", rows)           # posterior means, numpy in -> numpy out
+        att = aligner.translate("image_features", "attributes", rows)
+        idx, scores = aligner.retrieve("attributes", att_rows, "image_features", rows, k=5)
+        aligner.save("runs/x"); again = mmalign.Aligner.load("runs/x")
 
     Attributes:
-        modalities: name -> `Modality`, in the order given.
-        config: the validated `AlignerConfig`.
-        model: the `AlignedVAE` once fitted or loaded (else None).
+        modalities: name -> :class:`~mmalign.Modality`, in the order given.
+        config: the validated :class:`~mmalign.AlignerConfig`.
+        model: the :class:`~mmalign.AlignedVAE` once fitted or loaded (else None).
         normalisers: name -> the normaliser fitted on the training split.
         dims: name -> input dimension.
-        history: one `EpochLog` per trained epoch.
+        history: one :class:`~mmalign.training.EpochLog` per trained epoch.
     """
 
     def __init__(
@@ -120,23 +116,23 @@ class Aligner:
         recipe: str | None = "cada_vae",
         catalog: ModalityCatalog | None = None,
     ) -> None:
-        """Build the modalities and validate the config; no network exists until `fit`.
+        """Build the modalities and validate the config; no network exists until :meth:`fit`.
 
         Args:
-            modalities: at least two, each a `Modality` instance, a registered
+            modalities: at least two, each a :class:`~mmalign.Modality` instance, a registered
                 modality key (``"image_features"``, ``"attributes"``, ``"sentences"``, ``"text"``,
                 ``"class_text"`` or a plugin's) or a dict ``{"kind": key, "name": ..., **options}``.
                 Names must be unique (default name: the key). A modality reads the array named
                 by its ``options.source`` (built-ins default to ``"features"``, ``"attributes"``,
                 ``"sentences"``, ``"text"``; a class without a default reads its own name).
-            config: an `AlignerConfig` or a dict of overrides; unknown keys are
+            config: an :class:`~mmalign.AlignerConfig` or a dict of overrides; unknown keys are
                 errors. Default: the recipe's values (latent size 64, ``cada2019`` mode, 100
                 epochs, batch 50, Adam lr 1.5e-4, seed 0, device ``"auto"``).
             recipe: the recipe in ``registry/recipes`` the defaults come from (default
                 ``"cada_vae"``; None: the config's field defaults). Its hidden sizes apply to
                 modalities whose ``hidden`` option was not set.
             catalog: the plugin catalog to resolve keys with (default: the process-wide one,
-                `get_catalog`).
+                :func:`~mmalign.get_catalog`).
 
         Raises:
             ConfigError: fewer than two modalities, duplicate names, bad config keys or values.
@@ -166,7 +162,7 @@ class Aligner:
         self.distributed: dict[str, Any] | None = None
 
     def schedule(self) -> LossSchedule:
-        """The loss-family weight schedule of this config (see `mmalign.schedule`)."""
+        """The loss-family weight schedule of this config (see :mod:`mmalign.schedule`)."""
         return LossSchedule(self.loss_terms, self.config.training.warmup)
 
     def warn_short_warmup(self) -> None:
@@ -278,10 +274,10 @@ class Aligner:
 
         With ``checkpoint_dir`` and ``checkpoint_every``, the full training state is saved there
         (atomically) every that many epochs and after the last; ``resume=True`` continues from it.
-        ``callbacks`` (`mmalign.training.Callback`) see every epoch. Returns the history.
+        ``callbacks`` (:class:`mmalign.training.Callback`) see every epoch. Returns the history.
 
         Inside an initialised ``torch.distributed`` process group of two or more ranks (``torchrun``;
-        see `mmalign.training.distributed.init_from_env`) every rank calls ``fit`` alike and
+        see :func:`mmalign.training.distributed.init_from_env`) every rank calls ``fit`` alike and
         trains its share of each global batch with DDP; the result is the single-process one with
         the same ``batch_size``, only rank 0 writes checkpoints and shows progress.
         """
@@ -317,7 +313,7 @@ class Aligner:
     def fit_seeds(self, data: AlignmentData, seeds: Sequence[int], split: str = "trainval", progress: bool = True,
                   epochs: int | None = None, callbacks: Sequence[Callback] = ()) -> list["Aligner"]:
         """One fitted copy of this aligner per seed, all trained together as one stacked model
-        (`mmalign.training.train_seeds`; engine ``auto``). Copy ``s`` equals
+        (:func:`mmalign.training.train_seeds`; engine ``auto``). Copy ``s`` equals
         ``fit(data, seed=seeds[s])`` up to floating-point rounding. This aligner itself is left
         untrained except for its fitted normalisers."""
         if len(seeds) == 0:
@@ -372,7 +368,7 @@ class Aligner:
         """Posterior ``(mu, logvar)`` of raw rows of modality ``name`` (normalised as in training).
 
         ``rows`` is ``(n, dim)``, numpy or torch. Returns two **torch** tensors ``(n, latent_size)``
-        on the aligner's device; `embed` returns the means in the type given."""
+        on the aligner's device; :meth:`embed` returns the means in the type given."""
         model = self._require_model()
         if name not in self.modalities:
             raise ConfigError(f"unknown modality {name!r}; this aligner has {self.names}")

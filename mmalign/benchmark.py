@@ -2,7 +2,7 @@
 
 One VAE is trained per seed (few-shot images are moved only for the classifier, so the VAE never
 sees them and one VAE serves every shot count); each (setting, shots) is then evaluated and its
-record (`ResultRecord`) appended to ``<out>/results.json`` as soon as it
+record (:class:`~mmalign.schema.ResultRecord`) appended to ``<out>/results.json`` as soon as it
 finishes. ``save_models`` also keeps each seed's checkpoint in ``<out>/models/seed<N>`` (for
 ``mmalign report``'s latent map).
 """

@@ -1,6 +1,6 @@
 """The ``mmalign`` command line.
 
-Every `MmalignError` becomes one line on stderr and exit code 2; the
+Every :class:`~mmalign.errors.MmalignError` becomes one line on stderr and exit code 2; the
 traceback only with ``--debug`` (or ``MMALIGN_DEBUG=1``).
 """
 

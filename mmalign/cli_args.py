@@ -1,7 +1,7 @@
 """Command-line flags shared by ``mmalign eval`` and ``mmalign benchmark``, validated in one place.
 
 The protocol flags default to ``None`` so a command can tell a flag the user gave from its default
-(``benchmark cub-text`` rejects the ones that do not apply); `check_protocol_flags` fills
+(``benchmark cub-text`` rejects the ones that do not apply); :func:`check_protocol_flags` fills
 in the defaults and checks the values.
 """
 

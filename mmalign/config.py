@@ -1,6 +1,6 @@
 """Validated configuration of an alignment run (pydantic v2; unknown keys are errors).
 
-Defaults are the CADA-VAE paper recipe (``registry/recipes/cada_vae.toml``); `from_recipe`
+Defaults are the CADA-VAE paper recipe (``registry/recipes/cada_vae.toml``); :func:`from_recipe`
 builds a config from any recipe, then user overrides are applied on top.
 """
 
@@ -107,7 +107,7 @@ class AlignerConfig(_Strict):
 
 
 def recipe_defaults(name: str) -> dict[str, Any]:
-    """An `AlignerConfig` dict holding the recipe's values."""
+    """An :class:`AlignerConfig` dict holding the recipe's values."""
     recipe = load_recipe(name)
     t = recipe.training
     return {

@@ -1,21 +1,19 @@
 """The M-modality aligned VAE: encoders and decoders keyed by modality name, and the loss.
 
-For modalities ``i, j`` in the experiment, with CADA-VAE's families, one batch's loss is:
+For modalities ``i, j`` in the experiment, with CADA-VAE's families, one batch's loss is::
 
-```python
-sum_i [recon_i + beta * KL_i] + gamma * sum_{i != j} cross_{i->j} + delta * sum_{i<j} W_ij
-```
+    sum_i [recon_i + beta * KL_i] + gamma * sum_{i != j} cross_{i->j} + delta * sum_{i<j} W_ij
 
 The families (``recon``, ``kl``, ``cross``, ``align``, and any a plugin adds through the
-``register_losses`` hook, see `mmalign.terms`) and their weights come from outside: the model
+``register_losses`` hook, see :mod:`mmalign.terms`) and their weights come from outside: the model
 evaluates each family for its modality tuples and names every term stably (``recon/img``,
 ``kl/img``, ``cross/att->img`` = decode ``img`` from the latent of ``att``, ``align/att|img``).
 Terms are reduced over the batch (``sum`` as in CADA-VAE, or ``mean``) after masking: a sample
 lacking modality ``m`` drops only the terms that involve ``m``. ``loss`` is the weighted total.
 
-`compute_terms` is the one forward pass, written for S runs at once (rows ``(S, B, d)``,
-noise drawn outside); `AlignedVAE.forward` is that code with S = 1 and the noise drawn from
-a generator, and the training step strategies (`mmalign.training.steps`) call it directly.
+:func:`compute_terms` is the one forward pass, written for S runs at once (rows ``(S, B, d)``,
+noise drawn outside); :meth:`AlignedVAE.forward` is that code with S = 1 and the noise drawn from
+a generator, and the training step strategies (:mod:`mmalign.training.steps`) call it directly.
 """
 
 from __future__ import annotations
@@ -52,7 +50,7 @@ class AlignedVAE(nn.Module):
         reduction: batch reduction of every term, ``sum`` (CADA) or ``mean``.
         pair_weights: an extra weight per term name, e.g. ``{"cross/att->img": 0.5}``; a name that
             is not a term of this model is an error.
-        terms: the loss families (default: every registered family, `default_terms`).
+        terms: the loss families (default: every registered family, :func:`default_terms`).
     """
 
     def __init__(
@@ -82,7 +80,7 @@ class AlignedVAE(nn.Module):
         self.decoders = nn.ModuleDict({n: m.build_decoder(latent_size, dims[n]) for n, m in modalities.items()})
 
     def term_names(self) -> list[str]:
-        """Every term `forward` returns, in order (``loss`` last)."""
+        """Every term :meth:`forward` returns, in order (``loss`` last)."""
         return [t.term_name(*tup) for t in self.terms for tup in t.tuples(self.names)] + ["loss"]
 
     def encode(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +105,7 @@ class AlignedVAE(nn.Module):
 
     # (1, ...) views in and out; reshape rather than [0], whose backward is a zeros and a copy kernel
     def own_encode(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``encode`` for ``(1, B, d)`` rows: the `Encode` of this model's own networks."""
+        """``encode`` for ``(1, B, d)`` rows: the :data:`~mmalign.terms.Encode` of this model's own networks."""
         mu, logvar = self.encoders[name](x.reshape(x.shape[1:]))
         return mu[None], logvar[None]
 
@@ -142,10 +140,10 @@ def compute_terms(
     ``encode``/``decode`` (the model's own, or S runs' stacked weights). ``batch`` rows are
     ``(S, B, d)``, ``masks`` ``(S, B)``, ``eps`` the noise per modality (leading ``S``).
 
-    ``weights`` is a `LossWeights`, or a tensor of the weights of ``model.families`` in that
+    ``weights`` is a :class:`LossWeights`, or a tensor of the weights of ``model.families`` in that
     order (a tensor keeps a compiled or captured step independent of the epoch's values).
     ``active`` names the families that enter the loss and get a graph (default: those with a
-    non-zero `LossWeights` weight; every family for a tensor). The others are evaluated
+    non-zero :class:`LossWeights` weight; every family for a tensor). The others are evaluated
     without a graph, for the log only. Logged terms are detached; the loss keeps the graph.
     """
     names = model.names

@@ -1,7 +1,7 @@
 """The library's own error types.
 
 Every failure a user can cause (bad files, bad configs, missing plugins) raises a subclass of
-`MmalignError` whose message says what is wrong, where (file, key) and what was expected.
+:class:`MmalignError` whose message says what is wrong, where (file, key) and what was expected.
 The CLI turns these into one line on stderr and exit code 2.
 """
 

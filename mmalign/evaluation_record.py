@@ -1,4 +1,4 @@
-"""One `ResultRecord` from an `evaluate` result:
+"""One :class:`~mmalign.schema.ResultRecord` from an :func:`~mmalign.protocols.evaluate` result:
 shared by ``mmalign benchmark`` and ``mmalign eval`` so both write the same fields."""
 
 from __future__ import annotations

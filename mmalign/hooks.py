@@ -1,6 +1,6 @@
 """The ``mmalign`` hook specifications (pluggy).
 
-A plugin is a module (or object) with functions decorated by `hookimpl`. Built-in plugins
+A plugin is a module (or object) with functions decorated by :data:`hookimpl`. Built-in plugins
 (``mmalign_plugins``) and third-party ones (entry-point group ``mmalign``) use the same hooks.
 """
 
@@ -45,8 +45,8 @@ class MmalignHooks:
         """Register data sets by calling ``register(name, reader, card=None)`` once per data set.
 
         ``reader(data_root)`` receives the data root (``--data-dir``, else ``$MMALIGN_DATA_DIR``,
-        else the user cache; it may not exist) and returns an `AlignmentData`.
-        ``card`` (a `DatasetCard` or a dict of its fields; optional)
+        else the user cache; it may not exist) and returns an :class:`~mmalign.AlignmentData`.
+        ``card`` (a :class:`~mmalign.datasets.DatasetCard` or a dict of its fields; optional)
         describes the expected class counts and dimensions: loaded data is checked against it and
         ``synthetic_like(name)`` generates data with its layout. Names are matched
         case-insensitively; a shipped card of the same name wins, and a name two plugins register is
@@ -60,6 +60,6 @@ class MmalignHooks:
         ``subparsers`` is the ``argparse`` sub-parser action of the ``mmalign`` parser: call
         ``p = subparsers.add_parser("name", help=...)``, add arguments, and
         ``p.set_defaults(func=handler)``; ``handler(args)`` returns the exit code. A handler that
-        raises `MmalignError` gets the CLI's one-line error and exit code 2. A name
+        raises :class:`~mmalign.MmalignError` gets the CLI's one-line error and exit code 2. A name
         that is already taken is skipped with a warning naming the plugin.
         """

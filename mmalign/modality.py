@@ -3,13 +3,11 @@
 A modality has a registry key (``kind``), a granularity (``"sample"``: one row per image or
 sentence; ``"class"``: one row per class), validated options (a pydantic model that rejects unknown
 keys), a normaliser, and builders for its encoder, decoder and reconstruction loss.
-`FeatureModality` gives CADA-VAE's defaults, so a new vector modality is a few lines:
+:class:`FeatureModality` gives CADA-VAE's defaults, so a new vector modality is a few lines::
 
-```python
-class AudioEmbedding(mmalign.FeatureModality):
-    kind = "audio"
-    granularity = "sample"
-```
+    class AudioEmbedding(mmalign.FeatureModality):
+        kind = "audio"
+        granularity = "sample"
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ MAX_PROBLEMS = 3
 
 def format_validation_error(owner: str, exc: ValidationError) -> str:
     """The problems of a pydantic error on one line: ``owner: key 'x': message; key 'y': ...``,
-    at most `MAX_PROBLEMS` of them, then ``(and N more)``; never the raw dump."""
+    at most :data:`MAX_PROBLEMS` of them, then ``(and N more)``; never the raw dump."""
     parts = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -48,7 +46,7 @@ def format_validation_error(owner: str, exc: ValidationError) -> str:
 
 class Modality:
     """Base class of every modality. Subclasses set ``kind`` and ``granularity`` and implement the
-    builders; most should subclass `FeatureModality` instead.
+    builders; most should subclass :class:`FeatureModality` instead.
 
     ``kind`` is the registry key (what a config's ``kind`` names); ``name`` (default: the kind)
     tells two modalities of one kind apart and keys the networks. **Where the data comes from**:
@@ -174,7 +172,7 @@ class FeatureModality(Modality):
     Networks: encoder ``Linear(dim, hidden[0]) -> ReLU -> (mu, logvar)`` heads, decoder
     ``Linear(latent, hidden[1]) -> ReLU -> Linear(hidden[1], dim)``, xavier init. Options:
     ``hidden`` (default ``(1450, 665)``, the image-feature sizes of CADA-VAE), plus ``source`` and
-    ``normaliser`` (default ``"none"``) from `Modality`. When an `Aligner`
+    ``normaliser`` (default ``"none"``) from :class:`Modality`. When an :class:`~mmalign.Aligner`
     uses a recipe (default ``cada_vae``) and the user did not set ``hidden``, the recipe's sizes for
     the modality's kind apply (``image_features`` (1560, 1660), ``attributes`` (1450, 665),
     ``sentences`` (1450, 665)); a kind the recipe does not list keeps the class default."""

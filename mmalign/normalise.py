@@ -57,7 +57,7 @@ class MinMax(Normaliser):
         return self
 
     def fit_chunks(self, chunks: Iterable[torch.Tensor]) -> "MinMax":
-        """Streaming fit: the running column min and max, the same state as `fit` on all rows."""
+        """Streaming fit: the running column min and max, the same state as :meth:`fit` on all rows."""
         lo = hi = None
         for x in chunks:
             if x.shape[0] == 0:
@@ -94,7 +94,7 @@ class MinMax(Normaliser):
 
 
 class L2(Normaliser):
-    """Rows scaled to unit norm; `inverse` is the identity (the norms are not kept)."""
+    """Rows scaled to unit norm; :meth:`inverse` is the identity (the norms are not kept)."""
 
     name = "l2"
 

@@ -42,7 +42,7 @@ BUILTIN_PLUGINS = (
 )
 ENV_ALLOW = "MMALIGN_PLUGINS"
 ENV_TRACE = "MMALIGN_TRACE_PLUGINS"
-#: Every hook a plugin may implement (the hookspecs of `mmalign.hooks`).
+#: Every hook a plugin may implement (the hookspecs of :mod:`mmalign.hooks`).
 HOOK_NAMES = tuple(sorted(n for n, _ in inspect.getmembers(hooks.MmalignHooks, inspect.isfunction)))
 
 
@@ -84,7 +84,7 @@ class ModalityEntry:
 @dataclass
 class DatasetEntry:
     """A data set a plugin registered: ``reader(data_root) -> AlignmentData`` and an optional card
-    (validated by `mmalign.datasets` when first used)."""
+    (validated by :mod:`mmalign.datasets` when first used)."""
 
     name: str
     reader: Callable[..., Any]
@@ -95,10 +95,10 @@ class DatasetEntry:
 
 class ModalityCatalog:
     """Modality keys -> the class that builds them, and data-set names -> their reader, each with
-    the plugin that registered it; and the registered loss-term families (`losses`, in
+    the plugin that registered it; and the registered loss-term families (:attr:`losses`, in
     registration order).
 
-    ``strict`` (default): a key registered twice is a `PluginError` naming both plugins and
+    ``strict`` (default): a key registered twice is a :class:`PluginError` naming both plugins and
     their distributions. Not strict (``mmalign plugins``): the conflict is recorded in
     ``conflicts`` and on both plugins, and the first registration is kept.
     """
@@ -188,7 +188,7 @@ def call_per_plugin(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], hook
     """Call ``hook`` of one plugin at a time through pluggy's hook executor (the one its tracing and
     call monitoring wrap), so the arguments can attribute what the plugin registers and
     ``MMALIGN_TRACE_PLUGINS`` traces each call. An exception inside a plugin's hook becomes a
-    `PluginError` naming the plugin."""
+    :class:`PluginError` naming the plugin."""
     tracing = bool(os.environ.get(ENV_TRACE))
     impls = getattr(pm.hook, hook).get_hookimpls()  # registration order
     for impl in (reversed(impls) if reverse else impls):
@@ -271,7 +271,7 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
 
 def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], strict: bool = True) -> ModalityCatalog:
     """Call every plugin's ``register_modalities``, ``register_losses`` and ``register_datasets``
-    hooks, attributing each registration to its plugin (see `ModalityCatalog` for ``strict``)."""
+    hooks, attributing each registration to its plugin (see :class:`ModalityCatalog` for ``strict``)."""
     catalog = ModalityCatalog(strict=strict)
     catalog.plugins = infos
     catalog.manager = pm
@@ -284,7 +284,7 @@ def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], strict
 
 
 _CATALOGS: dict[bool, ModalityCatalog] = {}
-#: plugins added at run time with `add_plugin` (name -> module or object with hook implementations)
+#: plugins added at run time with :func:`add_plugin` (name -> module or object with hook implementations)
 _ADDED: dict[str, object] = {}
 
 
@@ -304,7 +304,7 @@ def add_plugin(plugin: object, name: str) -> ModalityCatalog:
 
 
 def remove_plugin(name: str) -> ModalityCatalog:
-    """Undo `add_plugin`; returns the rebuilt catalog."""
+    """Undo :func:`add_plugin`; returns the rebuilt catalog."""
     _ADDED.pop(name, None)
     return get_catalog(refresh=True)
 

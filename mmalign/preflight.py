@@ -47,7 +47,7 @@ def check_evaluations(
     """Every (shots, seed) evaluation of the latent-classifier protocol could run: shots
     non-negative and leaving test images in every unseen class, a latent count in the recipe, a
     classifier-epoch table entry for policy ``fixed``, ``max_epochs >= 1``. Raises
-    `ConfigError` for the first one that could not."""
+    :class:`ConfigError` for the first one that could not."""
     from .protocols.fewshot import fewshot_split
     from .protocols.latents import latents_key
     from .protocols.policies import fixed_epochs

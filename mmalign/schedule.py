@@ -45,7 +45,7 @@ class LossWeights(Mapping[str, float]):
 
 class LossSchedule:
     """``families``' weight schedules: the config's ramp where it names the family, else the
-    family's registered default. ``at(epoch)`` gives the `LossWeights` of an epoch."""
+    family's registered default. ``at(epoch)`` gives the :class:`LossWeights` of an epoch."""
 
     def __init__(self, terms: Sequence[LossTerm], ramps: Mapping[str, Ramp], where: str = "training.warmup") -> None:
         known = [t.family for t in terms]

@@ -1,6 +1,6 @@
 """Loss-term families: what a plugin registers through the ``register_losses`` hook.
 
-A family (``recon``, ``kl``, ``cross``, ``align``, ...) is one `LossTerm`: a per-sample
+A family (``recon``, ``kl``, ``cross``, ``align``, ...) is one :class:`LossTerm`: a per-sample
 function, the modality tuples it applies to (``each`` modality, every ``ordered`` pair, every
 ``unordered`` pair) and a default weight schedule (used when the config's ``training.warmup`` does
 not name the family). The engine evaluates every family of the model for every tuple, names each
@@ -8,14 +8,12 @@ value ``family/a`` (each), ``family/a->b`` (ordered: ``a`` is the source) or ``f
 (unordered, sorted), reduces it over the batch after masking, and weights it by the family's
 weight of the epoch.
 
-The per-sample function is called as ``fn(inputs, *names)`` with a `TermInputs` and returns
-one value per sample, shape ``(S, B)`` (S runs trained together; S = 1 for one run):
+The per-sample function is called as ``fn(inputs, *names)`` with a :class:`TermInputs` and returns
+one value per sample, shape ``(S, B)`` (S runs trained together; S = 1 for one run)::
 
-```python
-def contrastive(inputs, a, b):
-    (mu_a, _), (mu_b, _) = inputs.posterior(a), inputs.posterior(b)
-    return info_nce(mu_a, mu_b, 0.1, inputs.mask(a, b))
-```
+    def contrastive(inputs, a, b):
+        (mu_a, _), (mu_b, _) = inputs.posterior(a), inputs.posterior(b)
+        return info_nce(mu_a, mu_b, 0.1, inputs.mask(a, b))
 """
 
 from __future__ import annotations
@@ -54,7 +52,7 @@ class LossTerm:
         family: the family's name, the prefix of its term names (letters, digits, ``_``).
         pairing: ``"each"``, ``"ordered"`` or ``"unordered"``.
         per_sample: ``fn(inputs, *names) -> (S, B)``.
-        weight: default weight schedule (a `Ramp`, or a constant).
+        weight: default weight schedule (a :class:`~mmalign.recipes.Ramp`, or a constant).
         decodes: which decoder outputs ``per_sample`` reads through ``inputs.decoded`` (lets the
             engine batch the decoder calls, and skip the backward of a family whose weight is 0).
         description: one line for ``mmalign plugins``.
@@ -104,7 +102,7 @@ Decode = Callable[[str, torch.Tensor], torch.Tensor]
 
 class TermInputs:
     """What a family's per-sample function reads for one step of S runs: ``x[name]`` rows
-    ``(S, B, d)``, `posterior`, the sampled ``latents``, `decoded`, `mask` and the
+    ``(S, B, d)``, :meth:`posterior`, the sampled ``latents``, :meth:`decoded`, :meth:`mask` and the
     ``modalities`` (for their ``reconstruction_loss``)."""
 
     def __init__(self, modalities: Mapping[str, "Modality"], x: Mapping[str, torch.Tensor],

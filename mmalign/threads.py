@@ -3,7 +3,7 @@
 On a small CPU shared with other work, OpenMP's default spin-waiting makes torch's threads burn
 the cores they wait on: two threads ran 2-10x slower than one under load (benchmarks/SPEED.md). A
 passive wait policy removes that, but libgomp reads ``OMP_WAIT_POLICY`` once, when torch loads, so
-`prepare_process` must run before anything imports torch (the CLI calls it first). A value the
+:func:`prepare_process` must run before anything imports torch (the CLI calls it first). A value the
 user set is kept. ``--threads N`` limits torch's pool and, through threadpoolctl, the BLAS pools of
 numpy/scipy (the ridge and CCA baselines), which ``torch.set_num_threads`` does not reach.
 """

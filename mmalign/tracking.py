@@ -2,15 +2,15 @@
 
 Both follow the training loop's callback interface (``on_train_begin(state)``,
 ``on_epoch_end(state, logs)``, ``on_train_end(state)``; ``state`` has ``epoch``, ``config`` and
-``histories``, ``logs`` one `EpochLog` per run trained together) and
+``histories``, ``logs`` one :class:`~mmalign.training.EpochLog` per run trained together) and
 record, per training run: the config as parameters, every loss term and loss-family weight per
-epoch; then, through `Tracker.log_metrics` and `Tracker.log_checkpoint`, the final
+epoch; then, through :meth:`Tracker.log_metrics` and :meth:`Tracker.log_checkpoint`, the final
 metrics and the checkpoint. Each ``on_train_begin`` starts a new tracked run (one per seed in a
 benchmark).
 
-- `TensorBoardTracker` writes event files with torch's ``SummaryWriter`` under
+- :class:`TensorBoardTracker` writes event files with torch's ``SummaryWriter`` under
   ``<out>/tensorboard/run<N>`` (extra ``mmalign[tensorboard]``).
-- `MlflowTracker` logs to ``tracking_uri`` when given, else to a local store in the
+- :class:`MlflowTracker` logs to ``tracking_uri`` when given, else to a local store in the
   output folder: ``<out>/mlflow.db`` (SQLite) with artifacts in ``<out>/mlartifacts``; MLflow's
   plain-folder store is in maintenance mode and refused by default since MLflow 3 (extra
   ``mmalign[mlflow]``).
@@ -144,7 +144,7 @@ def mlflow_name(tag: str) -> str:
 
 class MlflowTracker(Tracker):
     """One MLflow run per training run in experiment ``experiment`` (default ``mmalign``):
-    parameters from the config, metrics ``loss/<term>`` (named by `mlflow_name`),
+    parameters from the config, metrics ``loss/<term>`` (named by :func:`mlflow_name`),
     ``weight/<family>`` and ``seconds`` per epoch (step = epoch), final metrics, and the
     checkpoint as artifacts under ``checkpoint/``."""
 
@@ -211,7 +211,7 @@ _EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
 def make_trackers(kinds: Sequence[str], out: str | Path, tracking_uri: str | None = None,
                   params: Mapping[str, Any] | None = None) -> list[Tracker]:
     """The trackers ``--log`` names (each at most once), writing under ``out``; a
-    `ConfigError` naming the extra to install when its package is missing."""
+    :class:`ConfigError` naming the extra to install when its package is missing."""
     trackers: list[Tracker] = []
     for kind in dict.fromkeys(kinds):
         if kind not in TRACKERS:

@@ -1,8 +1,8 @@
 """Dataset cards: what a named benchmark's files must look like (``registry/datasets/*.toml``).
 
 A card lists the expected files and keys, class counts, image count, split sizes, embedding and
-feature dimensions and (where known) sha256 checksums. `check_card` compares a data folder
-(and optionally the loaded `AlignmentData`) with a card and reports every mismatch as
+feature dimensions and (where known) sha256 checksums. :func:`check_card` compares a data folder
+(and optionally the loaded :class:`AlignmentData`) with a card and reports every mismatch as
 "which file, which key, expected vs found". Custom datasets need no card.
 """
 
@@ -90,7 +90,7 @@ class DatasetCard(_Strict):
 
 @dataclass
 class CardReport:
-    """Outcome of `check_card`: ``errors`` refuse loading, ``warnings`` are informational."""
+    """Outcome of :func:`check_card`: ``errors`` refuse loading, ``warnings`` are informational."""
 
     card: str
     errors: list[str] = field(default_factory=list)

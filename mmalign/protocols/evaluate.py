@@ -43,7 +43,7 @@ def evaluate(
     """Score ``aligner`` on ``data`` with the latent-classifier protocol.
 
     Args:
-        aligner: a trained `Aligner` (or anything with ``modalities``, ``device``,
+        aligner: a trained :class:`~mmalign.Aligner` (or anything with ``modalities``, ``device``,
             ``encode(name, rows)`` and ``sample_latents(mu, logvar, generator)``).
         data: the data set; ``trainval`` gives the seen images, ``test_seen``/``test_unseen`` the
             test images.
@@ -55,14 +55,14 @@ def evaluate(
         side: name of the per-class side-information modality (default ``"att"``; if absent,
             the aligner's only per-class modality).
         epochs: classifier epochs for ``policy="manual"``, or already chosen by
-            `select_epochs` for ``policy="val"``.
+            :func:`~mmalign.protocols.select_epochs` for ``policy="val"``.
         policy: ``"fixed"`` (the released code's table for ``dataset_name``), ``"val"`` (chosen on
-            validation classes with ``selection_aligner``, see `mmalign.protocols.policies`),
+            validation classes with ``selection_aligner``, see :mod:`mmalign.protocols.policies`),
             ``"test"`` (best epoch in ``1..max_epochs`` on the test data itself; optimistic,
             recorded as such) or ``"manual"`` (``epochs``).
         seed: drives the few-shot split, the latent noise and the classifier.
         dataset_name: key of the fixed-epoch table (default: ``data.meta["like"]``, which
-            `synthetic_like` sets to the data set it imitates, else ``data.name``).
+            :func:`~mmalign.datasets.synthetic_like` sets to the data set it imitates, else ``data.name``).
         reference: the plain reference loop instead of the resident one (default); same numbers.
         selection_aligner: for ``policy="val"``: an aligner trained on the ``trainval`` split of
             ``selection_data`` only (``selection_aligner.fit(validation_view(data, seed))``).
@@ -71,7 +71,7 @@ def evaluate(
         max_epochs: the range searched by ``"val"`` and ``"test"``.
         recipe: the recipe holding the latent counts, classifier settings and the epoch table.
         adam: the classifier's Adam kernel, ``"auto"`` (fused where available), ``"fused"`` or
-            ``"single_tensor"`` (see `ClassifierHparams`).
+            ``"single_tensor"`` (see :class:`~mmalign.protocols.ClassifierHparams`).
         chunk: rows per encoder call.
 
     Returns:
@@ -82,7 +82,7 @@ def evaluate(
         ``train_latents``, ``classifier`` (``"resident"``/``"reference"``), ``adam`` (the kernel used),
         ``reparameterization`` (when the aligner has a config), ``selection`` (``"val"``/``"test"``:
         metric, score, max_epochs, data), ``per_class`` and ``confusion`` (see
-        `class_breakdown`) and ``seconds`` (wall time of ``sampling``, ``classifier``
+        :func:`~mmalign.protocols.breakdown.class_breakdown`) and ``seconds`` (wall time of ``sampling``, ``classifier``
         and, if run, ``selection``).
     """
     if setting not in SETTINGS:

@@ -1,11 +1,11 @@
 """How many epochs the final classifier trains: the model-selection policy, always recorded.
 
 * ``fixed``: the released code's table (``recipe.classifier.fixed_epochs``), as the paper did.
-* ``val``: chosen on validation classes, never on test data. Build `validation_view` of the
+* ``val``: chosen on validation classes, never on test data. Build :func:`validation_view` of the
   data (the xlsa17 ``train`` classes play "seen", the ``val`` classes play "unseen", a held-out part
   of the ``train`` images plays "test seen", the ``val`` images play "test unseen"; the view holds
   no test image and no test-only class). Train a second aligner on the view's ``trainval`` split
-  (``selector.fit(view)``), then `select_epochs` runs the same protocol on the view for
+  (``selector.fit(view)``), then :func:`select_epochs` runs the same protocol on the view for
   ``1..max_epochs`` epochs in one run and returns the epoch with the best H (GZSL) or top-1 (ZSL).
   ``evaluate(..., policy="val", selection_aligner=selector)`` does this for you.
 * ``test``: the same selection on the test split itself. Optimistic; only when asked for.
@@ -33,7 +33,7 @@ POLICIES = ("fixed", "val", "test", "manual")
 
 def fixed_epochs(dataset: str, setting: str, shots: int, recipe: str = "cada_vae") -> int:
     """The released code's classifier epochs for ``dataset`` (CUB, SUN, AWA1, AWA2), or a
-    `ConfigError` naming what is missing."""
+    :class:`~mmalign.errors.ConfigError` naming what is missing."""
     value = load_recipe(recipe).classifier.fixed_epochs(dataset, setting, shots)
     if value is None:
         table = load_recipe(recipe).classifier
@@ -53,7 +53,7 @@ def validation_view(data: AlignmentData, seed: int = 0, holdout: float = 0.2) ->
     minus a held-out ``holdout`` fraction per class (seeded, at least one image per class with two
     or more), ``test_seen`` = the held-out images, ``test_unseen`` = the ``val`` images. Only these
     rows are copied, so nothing of the test splits is read. Raises
-    `DataError` when ``train``/``val`` are missing, overlap the test splits,
+    :class:`~mmalign.errors.DataError` when ``train``/``val`` are missing, overlap the test splits,
     or share classes.
     """
     for name in ("train", "val"):
@@ -128,7 +128,7 @@ def select_epochs(
     """Policy ``val``: the epoch count in ``1..max_epochs`` with the best validation H (GZSL) or
     top-1 (ZSL).
 
-    ``selection_data`` is `validation_view` of the data and ``selection_aligner`` an aligner trained on
+    ``selection_data`` is :func:`validation_view` of the data and ``selection_aligner`` an aligner trained on
     ``selection_data``'s ``trainval`` split only (``aligner.fit(selection_data)``). The protocol (few-shot split
     of the ``val`` images, latent sampling, classifier) is the test protocol with the same seed.
     """

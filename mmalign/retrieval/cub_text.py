@@ -1,7 +1,7 @@
 """``mmalign benchmark cub-text``: zero-shot cross-modal retrieval between three real modalities of
 the 200 CUB classes, with no download.
 
-Modalities (per class, from the shipped bundle, see `mmalign.retrieval.cub_data`):
+Modalities (per class, from the shipped bundle, see :mod:`mmalign.retrieval.cub_data`):
 ``att`` (312-d attributes), ``sent`` (1024-d Reed et al. sentence embeddings) and ``wiki`` (the
 Wikipedia article, 384-d all-MiniLM-L6-v2 through the ``text`` plugin). Models are fitted on the
 150 seen classes only. For every ordered pair ``a -> b``, each unseen class's ``a`` vector is a
@@ -93,7 +93,7 @@ def class_arrays(bundle: CubText, vectors: dict[str, np.ndarray], sentences: str
 
 
 def alignment_data(bundle: CubText, vectors: dict[str, np.ndarray], text_mode: str, sentences: str, class_repeats: int):
-    """The `AlignmentData` the Aligner trains on (``trainval`` = seen classes only)."""
+    """The :class:`AlignmentData` the Aligner trains on (``trainval`` = seen classes only)."""
     from ..data import AlignmentData
 
     arrays = class_arrays(bundle, vectors, sentences)
@@ -135,7 +135,7 @@ def build_modalities(names: Sequence[str], text_mode: str, hidden: tuple[int, in
 
 
 def aligner_scores(aligner, a: str, b: str, arrays: dict[str, np.ndarray], unseen: np.ndarray) -> dict[str, dict[str, float]]:
-    """Retrieval metrics of ``a`` -> ``b`` through `Aligner.retrieve`:
+    """Retrieval metrics of ``a`` -> ``b`` through :meth:`Aligner.retrieve <mmalign.Aligner.retrieve>`:
     unseen queries among the unseen classes (``zsl``) and among all classes (``gzsl``)."""
     galleries = {"zsl": unseen, "gzsl": np.arange(arrays[b].shape[0])}
     out = {}
@@ -167,12 +167,12 @@ def run_cub_text(
     recipe: str = "cada_vae",
     aligner_overrides: dict[str, Any] | None = None,
 ) -> list[ResultRecord]:
-    """Run the CUB text retrieval benchmark; returns its records (`ResultRecord`,
+    """Run the CUB text retrieval benchmark; returns its records (:class:`~mmalign.schema.ResultRecord`,
     metrics in percent), one per (method, modalities, query -> gallery, setting, seed).
 
     Args:
         seeds: one Aligner per seed and alignment (baseline CV folds use the seed too).
-        epochs: Aligner epochs (default 50; warm-up ramps scaled, see `scaled_warmup`).
+        epochs: Aligner epochs (default 50; warm-up ramps scaled, see :func:`scaled_warmup`).
         modalities: subset of ``("att", "sent", "wiki")``; every sub-alignment of >= 2 is trained.
         out: folder for ``results.json`` (each record appended as soon as its fit is scored) and
             ``table.md`` (nothing written when None).

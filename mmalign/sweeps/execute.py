@@ -1,7 +1,7 @@
 """Running a sweep: the runs go to workers (in this process, a local process pool, or Ray tasks);
 this process, the driver, is the one writer of ``OUT/results.json``.
 
-Every finished run's record is appended at once (atomically, under the results lock: `mmalign.records.write_record`)
+Every finished run's record is appended at once (atomically, under the results lock: :func:`mmalign.records.write_record`)
 with ``sweep = {"run": id, "params": ..., "attempts": n}``; ``resume`` skips the runs whose id is
 already there, so a killed driver loses no finished record and runs none twice. A failing run is
 retried ``retries`` times, then written to ``OUT/failures.json`` with its error while the others go

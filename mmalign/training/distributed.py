@@ -2,9 +2,9 @@
 ``torch.nn.parallel.DistributedDataParallel``.
 
 Every rank holds the same generator (same seed), so every rank draws the same global batch of a
-step exactly as `draw` draws it (``randperm``, then one
+step exactly as :meth:`~mmalign.training.steps.PlainStep.draw` draws it (``randperm``, then one
 noise tensor per modality for the whole batch) and keeps its contiguous share of the rows
-(`share`). DDP all-reduces the gradients; CADA's loss is a *sum* over the batch while DDP
+(:func:`share`). DDP all-reduces the gradients; CADA's loss is a *sum* over the batch while DDP
 averages over ranks, so with ``reduction = "sum"`` each rank back-propagates ``world_size`` times its
 share's loss and the all-reduced gradient is the single-process gradient of the full batch. The
 logged terms of every step are all-reduced too, so the history is the single-process history up to
@@ -102,9 +102,9 @@ class _Forward(nn.Module):
 
 
 class DistributedStep(PlainStep):
-    """`PlainStep` for one run on ``context.world_size`` ranks (see the module docstring).
+    """:class:`PlainStep` for one run on ``context.world_size`` ranks (see the module docstring).
 
-    ``model`` is the run's `AlignedVAE` (its parameters are the ones
+    ``model`` is the run's :class:`~mmalign.engine.AlignedVAE` (its parameters are the ones
     ``terms`` trains); ``reduction`` its batch reduction; ``masked``: whether some modality has
     missing rows (then ``reduction = "mean"`` cannot be split exactly and is refused);
     ``batch_coupled``: the families whose terms depend on the whole batch.

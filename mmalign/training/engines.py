@@ -1,12 +1,12 @@
-"""Training with the engine the config asks for: one model (`train`) or S models stacked
-(`train_seeds`), both through the one loop (`Trainer`).
+"""Training with the engine the config asks for: one model (:func:`train`) or S models stacked
+(:func:`train_seeds`), both through the one loop (:class:`~mmalign.training.loop.Trainer`).
 
 Engines (``TrainConfig.engine``):
 
 * ``auto`` (default): the fastest path that agrees with the reference within floating-point
   rounding on the device. CUDA: the whole step (gather, forward, backward, fused AMSGrad, running
   sums) replayed as one CUDA graph. CPU: fused AMSGrad, fp32 products through oneDNN
-  (`onednn`), no backward through a family while its weight is 0.
+  (:mod:`~mmalign.training.onednn`), no backward through a family while its weight is 0.
   ``precision="bf16"`` (autocast of the matrix products) and ``compile=True`` (``torch.compile``)
   are opt-in on top.
 * ``reference``: the plain loop, PyTorch's default kernels and Adam: the faithful path for
@@ -80,7 +80,7 @@ def check_engine(config: TrainConfig) -> None:
 
 
 def new_optimizer(params, config: TrainConfig, device: torch.device, graphs: bool | None = None) -> torch.optim.Optimizer:
-    """The optimiser of ``config.engine`` for ``params`` (see `make_optimizer`)."""
+    """The optimiser of ``config.engine`` for ``params`` (see :func:`~mmalign.training.optim.make_optimizer`)."""
     graphed = uses_graphs(config, device, graphs)
     return make_optimizer(params, config, fused=config.engine != "reference",
                           capturable=graphed and capture_available(device))
@@ -155,9 +155,9 @@ def train(model: AlignedVAE, data: TrainingTensors, config: TrainConfig, generat
     history. Keyword-only: ``graphs`` (default: on for CUDA with engine ``auto``), ``linear``
     (``auto``/``aten``/``onednn``: the fp32 CPU products of engine ``auto``), ``num_threads``
     (torch's intra-op threads for the duration), ``distributed`` (default ``None``: one process; a
-    `DistributedContext` trains data-parallel with
-    `DistributedStep`, every rank calling ``train`` alike).
-    Raises `TrainingError` when a loss term becomes NaN or infinite.
+    :class:`~mmalign.training.distributed.DistributedContext` trains data-parallel with
+    :class:`~mmalign.training.distributed.DistributedStep`, every rank calling ``train`` alike).
+    Raises :class:`TrainingError` when a loss term becomes NaN or infinite.
     """
     params = list(model.parameters())
     return _run(model, model.own_encode, model.own_decode, params, data, config, [generator], optimizer,

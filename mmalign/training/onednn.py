@@ -57,7 +57,7 @@ class _Linear(torch.autograd.Function):
 
 
 class OneDnnLinear(TorchFunctionMode):
-    """Inside ``with OneDnnLinear():``, fp32 CPU ``F.linear`` on 2-D inputs goes through `_Linear`."""
+    """Inside ``with OneDnnLinear():``, fp32 CPU ``F.linear`` on 2-D inputs goes through :class:`_Linear`."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
