@@ -84,7 +84,7 @@ def main() -> None:
                     (sim,), _ = baseline_retrieval(method, arrays[a], arrays[b], bundle.seen,
                                                    [(bundle.unseen, bundle.unseen)], seed=seed)
                     top1.append(retrieval_metrics(sim, bundle.unseen, bundle.unseen)["top1"])
-                cells.append(f"{100 * np.mean(top1):.1f} ± {100 * np.std(top1):.1f}")
+                cells.append(f"{100 * np.mean(top1):.1f} ± {100 * np.std(top1, ddof=1):.1f}")
             lines.append(f"| {name} | {method} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     note = (f"\nTop-1 (%) among the 50 unseen classes, mean ± std over {args.seeds} CV seeds; chance 2.0. "

@@ -12,6 +12,7 @@ command line can set torch's threading environment before torch starts.
 """
 
 from importlib import import_module
+from importlib.util import find_spec
 from typing import Any
 
 __version__ = "0.1.0"
@@ -38,6 +39,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
+    if not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
+        return import_module(f".{name}", __name__)  # a submodule: ``mmalign.plugins.add_plugin`` works unimported
     raise AttributeError(f"module 'mmalign' has no attribute {name!r}")
 
 

@@ -49,15 +49,59 @@ class RunConfig(BaseModel):
     aligner: dict[str, Any] = Field(default_factory=dict, description="AlignerConfig overrides.")
     modalities: list[dict[str, Any]] | None = Field(None, description="Modality specs; default img + att.")
 
-    def modality_specs(self) -> list[dict[str, Any]]:
+    def modality_specs(self, data: AlignmentData | None = None) -> list[dict[str, Any]]:
+        """`[[modalities]]` when given, else `default_modalities` (of `data`, when given)."""
         if self.modalities is not None:
             return self.modalities
-        return default_modalities(self.data.side_info)
+        return default_modalities(self.data.side_info, data)
 
 
-def default_modalities(side_info: str) -> list[dict[str, Any]]:
-    """CADA-VAE's pair: image features + one kind of class side information."""
-    return [{"kind": "image_features", "name": IMAGE}, {"kind": side_info, "name": SIDE}]
+def default_modalities(side_info: str, data: AlignmentData | None = None) -> list[dict[str, Any]]:
+    """The modalities a benchmark or a run config without `[[modalities]]` trains.
+
+    The first two are always the pair the protocols score: `img` (`image_features`) and `att` (the
+    class side information). For a built-in data set (or when `data` is not given) that is all:
+    CADA-VAE's pair, `img` reading the array `features` and `att` reading `side_info`. For a data set
+    registered by a plugin (`data.meta["plugin"]`) the arrays are the plugin's own: `img` reads
+    `features` if there is such an array, else the first per-sample array; `att` reads `side_info`
+    if there is such an array, else the first per-class array; and every other per-sample array
+    (an `image_features` modality) and per-class array (an `attributes` modality) is trained too,
+    named after its array.
+
+    Args:
+        side_info: the class side information asked for (`"attributes"` or `"sentences"`).
+        data: the loaded data set, or None for the names alone.
+
+    Returns:
+        Modality specs (dicts for `mmalign.Aligner`), image and side information first.
+    """
+    if data is None or "plugin" not in data.meta:
+        return [{"kind": "image_features", "name": IMAGE}, {"kind": side_info, "name": SIDE}]
+    image, side = image_array(data), side_array(side_info, data)
+    specs = [{"kind": "image_features", "name": IMAGE, "source": image},
+             {"kind": side_info if side == side_info else "attributes", "name": SIDE, "source": side}]
+    taken = {IMAGE, SIDE}
+    for kind, arrays, used in (("image_features", data.sample_features, image), ("attributes", data.class_features, side)):
+        for array in arrays:
+            if array != used and array not in taken:
+                specs.append({"kind": kind, "name": array, "source": array})
+                taken.add(array)
+    return specs
+
+
+def image_array(data: AlignmentData) -> str:
+    """The per-sample array the image modality reads: `features`, else the data set's first."""
+    if "features" in data.sample_features or not data.sample_features:
+        return "features"
+    return next(iter(data.sample_features))
+
+
+def side_array(side_info: str, data: AlignmentData) -> str:
+    """The per-class array the side-information modality reads: `side_info` when the data set has
+    it; for a plugin's data set without it, its first per-class array."""
+    if side_info in data.class_features or "plugin" not in data.meta or not data.class_features:
+        return side_info
+    return next(iter(data.class_features))
 
 
 def read_config_file(path: str | Path, what: str = "config file") -> Any:
@@ -99,7 +143,7 @@ def load_data(spec: DataSpec) -> AlignmentData:
     else:
         required = ("sent_splits.mat",) if spec.side_info == "sentences" else ()
         data = load_dataset(spec.dataset, spec.data_dir, skip_card_check=spec.skip_card_check, require_files=required)
-    if spec.side_info not in data.class_features:
+    if side_array(spec.side_info, data) not in data.class_features:
         raise ConfigError(
             f"{data.name}: side information {spec.side_info!r} is not available; it has {sorted(data.class_features)}"
         )

@@ -21,7 +21,8 @@ from matplotlib.image import imread  # noqa: E402
 
 from mmalign.cli import main  # noqa: E402
 from mmalign.records.files import load_records  # noqa: E402
-from mmalign.report import figures  # noqa: E402
+from mmalign.report import compare, figures  # noqa: E402
+from mmalign.report.runs import Training  # noqa: E402
 
 V1 = Path(__file__).parent / "fixtures" / "results_v1"
 CHROMIUM = shutil.which("chromium-headless-shell") or shutil.which("chromium")
@@ -64,7 +65,9 @@ class _Refs(HTMLParser):
 
 
 EXPECTED = [f"{run}-{kind}.png" for run in ("ckpt", "bench") for kind in
-            ("loss", "latent", "per-class", "confusion", "paper", "fewshot")] + ["cubtext-retrieval.png", "comparison.png"]
+            ("loss", "latent", "per-class", "confusion", "paper", "fewshot")] + [
+    "cubtext-retrieval.png", "comparison-TOYR-GZSL-0-shots-attributes.png", "comparison-TOYR-GZSL-2-shots-attributes.png",
+    "comparison-loss.png"]
 
 
 def test_report_draws_every_figure_as_a_valid_non_blank_png(runs):
@@ -129,7 +132,9 @@ def test_report_figures_have_titles_axis_labels_and_legends(runs):
     drawn = [figures.loss_curves(history, "loss"), figures.per_class_accuracy(bench[0], "per class"),
              figures.confusion(bench[0], "confusion"), figures.against_paper(bench, "paper"),
              figures.fewshot_curves(bench, "shots"), figures.retrieval_bars(retrieval, "retrieval"),
-             figures.runs_side_by_side([("a", bench, history), ("b", retrieval, [])], "side by side")]
+             *[(compare.classification_figure if g.kind == "classification" else compare.retrieval_figure)(g)
+               for g in compare.comparable_groups([("a", bench), ("b", bench), ("c", retrieval), ("d", retrieval)])],
+             compare.losses_figure([("a", [Training("x", history)]), ("b", [Training("y", history)])])]
     for fig in drawn:
         plots = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
         titles = [fig._suptitle.get_text() if fig._suptitle else ""] + [ax.get_title() for ax in plots]
@@ -156,3 +161,72 @@ def test_report_of_a_folder_with_nothing_to_report_is_one_line_exit_2(tmp_path, 
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmp_path) in err[0] and "nothing to report" in err[0]
+
+
+def _pre_lines(page: str) -> list[str]:
+    return [line for block in re.findall(r"<pre>(.*?)</pre>", page, re.DOTALL) for line in block.splitlines()
+            if line.strip() and not set(line) <= set("-| ")]
+
+
+def test_report_tables_are_each_printed_once_and_cub_text_is_compact(runs):
+    _, report = runs
+    page = (report / "index.html").read_text()
+    lines = _pre_lines(page)
+    rows = [line for line in lines if "±" in line]
+    assert len(rows) == len(set(rows)), "a result row is printed twice on the page"
+    cub = load_records(runs[0] / "cubtext" / "results.json")
+    configs = {(r.setting, r.query, r.gallery, r.method, tuple(r.modalities)) for r in cub}
+    retrieval_rows = [line for line in rows if "→" in line]
+    assert len(retrieval_rows) == len(configs)  # one row per configuration, top-1, top-5 and MRR side by side
+    assert not any("no reference" in line for line in retrieval_rows)
+
+
+def test_report_draws_one_titled_loss_figure_per_trained_configuration(runs, tmp_path):
+    root, _ = runs
+    bench = load_records(root / "bench" / "results.json")
+    wider = [r.model_copy(update={"modalities": ["img", "att", "sound"]}) for r in bench]
+    folder = tmp_path / "two-configs"
+    folder.mkdir()
+    from mmalign.records.schema import dump_record
+
+    (folder / "results.json").write_text(json.dumps([dump_record(r) for r in bench + wider]))
+    assert main(["report", str(folder), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert sorted(p.name for p in (tmp_path / "report").glob("*-loss*.png")) == [
+        "two-configs-loss-1.png", "two-configs-loss-2.png"]
+    epochs = len(bench[0].history)
+    assert f"Loss curves: TOYR aligner img+att, seed 0, {epochs} epoch(s)" in page
+    assert f"Loss curves: TOYR aligner img+att+sound, seed 0, {epochs} epoch(s)" in page
+
+
+def test_report_loss_curves_of_one_epoch_show_their_point():
+    history = [{"epoch": 0, "terms": {"loss": 5.0, "recon/img": 4.0}, "seconds": 0.1, "weights": {"kl": 0.0}}]
+    fig = figures.loss_curves(history, "loss")
+    lines = [line for ax in fig.axes for line in ax.lines]
+    assert lines and all(line.get_marker() not in (None, "None", "") for line in lines)
+    assert all(np.isfinite(line.get_xydata()).all() for line in fig.axes[0].lines)
+
+
+def test_report_side_by_side_compares_like_with_like(runs):
+    root, _ = runs
+    bench = load_records(root / "bench" / "results.json")
+    retrieval = load_records(root / "cubtext" / "results.json")
+    groups = compare.comparable_groups([("a", bench + retrieval), ("b", bench + retrieval)])
+    assert {g.title for g in groups} == {"TOYR GZSL, 0 shots, attributes", "TOYR GZSL, 2 shots, attributes",
+                                         "cub-text retrieval top-1 among the 50 unseen classes",
+                                         "cub-text retrieval top-1 among all 200 classes"}
+    for group in groups:
+        draw = compare.classification_figure if group.kind == "classification" else compare.retrieval_figure
+        (ax,) = draw(group).axes
+        ticks = {t.get_text() for t in ax.get_xticklabels()}
+        if group.kind == "classification":
+            assert ticks == {"U", "S", "H"}  # never beside retrieval top-k
+            shots = int(group.title.split(", ")[1].split()[0])
+            mean_h = np.mean([r.metrics["H"] for r in bench if r.shots == shots])
+            assert ax.patches[2].get_height() == pytest.approx(mean_h)  # this configuration's seeds only
+        else:
+            assert ticks == {f"{r.query}→{r.gallery}" for r in retrieval}
+            labels = {t.get_text() for t in ax.get_legend().get_texts()}
+            methods = {f"{r.method} {'+'.join(r.modalities)}".strip() for r in retrieval}
+            assert labels == {f"{run}: {m}" for run in "ab" for m in methods}  # no averaging across methods
+    assert compare.comparable_groups([("a", bench), ("b", retrieval)]) == []

@@ -66,3 +66,20 @@ def test_phase_times_are_means_per_device_and_engine():
     assert out[1] == "  benchmark on NVIDIA H100, engine eager fp32, 2 record(s): vae 12.0, sampling 0.3, classifier 1.5; total 13.8"
     assert out[2] == ("  benchmark on AMD EPYC (1 threads), engine eager fp32, 1 record(s): vae 1173.3, sampling 1.1, "
                       "classifier 2.7; total 1177.1")
+
+
+def test_results_table_std_is_the_sample_std_everywhere():
+    """Every ± std mmalign prints, writes or documents is the sample standard deviation (ddof=1)."""
+    import re
+    from pathlib import Path
+
+    from mmalign.records.tables import mean_std
+
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0) and mean_std([4.0]) == (4.0, 0.0)
+    root = Path(__file__).resolve().parents[1]
+    calls = [(path, m.group(0)) for folder in ("mmalign", "plugins", "benchmarks") for path in (root / folder).rglob("*.py")
+             for m in re.finditer(r"\bstd\([^()]*(\([^()]*\)[^()]*)*\)", path.read_text())]
+    assert calls, "no std call found: the pattern is wrong"
+    population = [(str(p.relative_to(root)), call) for p, call in calls if "ddof=1" not in call]
+    assert not population, f"standard deviations without ddof=1: {population}"
+    assert "sample" in (root / "benchmarks" / "CUB_TEXT.md").read_text().split("ddof = 1")[0][-300:]

@@ -29,7 +29,8 @@ from ..records.build import evaluation_record
 from ..records.files import check_rerun, load_records, write_record
 from ..records.schema import ResultRecord
 from ..records.store import config_hash
-from ..runs import IMAGE, SIDE, DataSpec, RunConfig, default_modalities, load_data
+from ..data import AlignmentData
+from ..runs import IMAGE, SIDE, DataSpec, RunConfig, default_modalities, load_data, side_array
 from .base import Benchmark
 from .flags import add_protocol_flags, add_tracking_flags, check_run_flags, protocol_policy
 
@@ -86,16 +87,18 @@ def aligner_config(req: BenchmarkRequest, seed: int) -> dict[str, Any]:
     return merge_tables(cfg, req.aligner)
 
 
-def new_aligner(req: BenchmarkRequest, seed: int) -> Aligner:
-    return Aligner(default_modalities(req.data.side_info), aligner_config(req, seed), recipe=req.recipe)
+def new_aligner(req: BenchmarkRequest, seed: int, data: AlignmentData) -> Aligner:
+    return Aligner(default_modalities(req.data.side_info, data), aligner_config(req, seed), recipe=req.recipe)
 
 
-def key_fields(req: BenchmarkRequest, seed: int, shots: int) -> dict[str, Any]:
+def key_fields(req: BenchmarkRequest, seed: int, shots: int, data: AlignmentData) -> dict[str, Any]:
     """The fields that identify one benchmark record (all known before training)."""
     recipe = req.recipe
+    names = [spec["name"] for spec in default_modalities(req.data.side_info, data)]
     return {
         "command": "benchmark", "dataset": req.dataset.upper(), "setting": req.setting, "shots": shots, "seed": seed,
-        "side_info": req.data.side_info, "modalities": [IMAGE, SIDE], "method": "aligner", "recipe": recipe.name,
+        "side_info": side_array(req.data.side_info, data), "modalities": names, "method": "aligner",
+        "recipe": recipe.name,
         "reparameterization": req.reparameterization or recipe.reparameterization, "policy": req.policy.name,
         "epochs_vae": req.epochs if req.epochs is not None else recipe.training.epochs,
         "synthetic": req.data.synthetic, "engine": req.engine, "precision": req.precision,
@@ -103,10 +106,10 @@ def key_fields(req: BenchmarkRequest, seed: int, shots: int) -> dict[str, Any]:
     }
 
 
-def model_dir(req: BenchmarkRequest, seed: int) -> Path:
+def model_dir(req: BenchmarkRequest, seed: int, data: AlignmentData) -> Path:
     """Where ``save_models`` keeps one seed's checkpoint: keyed by the record's identity without
     the seed and the shot count (one VAE serves every shot count)."""
-    identity = {k: v for k, v in key_fields(req, seed, 0).items() if k not in ("seed", "shots")}
+    identity = {k: v for k, v in key_fields(req, seed, 0, data).items() if k not in ("seed", "shots")}
     return req.out / "models" / config_hash(identity)[:12] / f"seed{seed}"
 
 
@@ -123,10 +126,10 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
         raise ConfigError("--stack-seeds needs --engine auto")
     results_path = req.out / "results.json"
     check_output_dir(req.out, writes=("results.json",))
-    existing = load_records(results_path)
-    plan = {(seed, shots): check_rerun(existing, key_fields(req, seed, shots), results_path, req.resume, req.force)
-            for seed in req.seeds for shots in req.shots}
-    data = load_data(req.data)
+    existing = load_records(results_path)  # a corrupt results file is refused before the data load
+    data = load_data(req.data)  # the key names the data set's own modalities
+    plan = {(seed, shots): check_rerun(existing, key_fields(req, seed, shots, data), results_path, req.resume,
+                                       req.force) for seed in req.seeds for shots in req.shots}
     todo_by_seed: list[tuple[int, list[int]]] = []  # (seed, shot counts still to run)
     records: list[ResultRecord] = []
     for seed in req.seeds:
@@ -146,7 +149,7 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
             aligner, vae_seconds = stacked[seed]
         else:
             started = time.perf_counter()
-            aligner = new_aligner(req, seed)
+            aligner = new_aligner(req, seed, data)
             aligner.fit(data, progress=req.progress, callbacks=list(req.callbacks))
             vae_seconds = time.perf_counter() - started
         selector, selection_data = None, None
@@ -159,7 +162,7 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
                 max_epochs=req.max_classifier_epochs, recipe=req.recipe,
             )
             record = evaluation_record(
-                "benchmark", result, aligner, data, key_fields(req, seed, shots),
+                "benchmark", result, aligner, data, key_fields(req, seed, shots, data),
                 seconds={"vae": vae_seconds, **result["seconds"]},
                 details={"recipe": req.recipe.name, "data_name": data.name,
                          "warnings": list(data.meta.get("warnings", [])),
@@ -175,7 +178,7 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = print) -> 
                     tracker.log_metrics({f"{req.setting}_{shots}shots/{k}": v for k, v in record.metrics.items()})
         if req.save_models:
             aligner.run_config = RunConfig(data=req.data, aligner=aligner_config(req, seed)).model_dump(mode="json")
-            saved = aligner.save(model_dir(req, seed))
+            saved = aligner.save(model_dir(req, seed, data))
             for tracker in req.callbacks:
                 if hasattr(tracker, "log_checkpoint"):
                     tracker.log_checkpoint(saved)
@@ -198,7 +201,7 @@ def _stack(req: BenchmarkRequest, runs: int) -> bool:
 def _stacked_vaes(req: BenchmarkRequest, data, seeds: list[int]) -> dict[int, tuple[Aligner, float]]:
     """Every seed's VAE trained together; each gets an equal share of the wall time."""
     started = time.perf_counter()
-    template = new_aligner(req, seeds[0])
+    template = new_aligner(req, seeds[0], data)
     fitted = template.fit_seeds(data, seeds, progress=req.progress, callbacks=list(req.callbacks))
     share = (time.perf_counter() - started) / len(seeds)
     return {seed: (one, share) for seed, one in zip(seeds, fitted)}
@@ -211,7 +214,7 @@ def _preflight(req: BenchmarkRequest, data, todo_seeds: list[int]) -> None:
     check_not_input([req.out / "results.json"], data_files(data), "--out")
     aligners = []
     for seed in req.seeds:
-        aligner = new_aligner(req, seed)
+        aligner = new_aligner(req, seed, data)
         aligner.device  # noqa: B018 - resolves (and checks) the device
         aligners.append(aligner)
     first = aligners[0]
@@ -230,7 +233,7 @@ def _preflight(req: BenchmarkRequest, data, todo_seeds: list[int]) -> None:
                       req.max_classifier_epochs)
     if req.save_models and not (req.resume or req.force):
         for seed in todo_seeds:
-            folder = model_dir(req, seed)
+            folder = model_dir(req, seed, data)
             if folder.exists():
                 raise ConfigError(f"{folder} already holds the saved model of this configuration and seed {seed}; "
                                   "pass --resume to keep finished runs or --force to run again and replace it")

@@ -56,7 +56,7 @@ def resume_hint(args: argparse.Namespace) -> str:
 @hookimpl
 def register_commands(subparsers) -> None:
     p = subparsers.add_parser("train", help="train an aligner from a run config (TOML/JSON) into a checkpoint directory")
-    p.add_argument("config", help="run config file ([data], [aligner], [[modalities]]; see the docs' 'Run configs' page)")
+    p.add_argument("config", help="run config file, TOML or JSON (docs: 'Training from a config file', docs/configs.md)")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--epochs", type=int, help="override the number of VAE epochs")

@@ -70,7 +70,8 @@ def validation_view(data: AlignmentData, seed: int = 0, holdout: float = 0.2) ->
         sample_texts={k: [v[i] for i in rows] for k, v in data.sample_texts.items()},
         class_texts={k: [v[c] for c in class_ids] for k, v in data.class_texts.items()},
         name=f"{data.name}/val",
-        meta={"validation_of": data.name, "holdout": holdout, "seed": int(seed), "class_ids": class_ids.tolist()},
+        meta={"validation_of": data.name, "holdout": holdout, "seed": int(seed), "class_ids": class_ids.tolist(),
+              **{k: data.meta[k] for k in ("plugin",) if k in data.meta}},  # a plugin's arrays: its own modalities
     )
 
 

@@ -69,13 +69,15 @@ def _run_section(run: RunDir, out: Path, data_dir: str | None, max_points: int, 
     import mmalign.report.figures as figures
 
     stem = slug(run.name)
-    section = Section(f"Run {run.name}", _data_facts(run), results_table(run.records) if run.records else "")
-    if run.history:
+    section = Section(f"Run {run.name}", _data_facts(run), _tables(run.records))
+    trainings = run.trainings()
+    for i, training in enumerate(trainings):
+        name = f"{stem}-loss.png" if len(trainings) == 1 else f"{stem}-loss-{i + 1}.png"
         section.pictures.append(_save(
-            figures.loss_curves(run.history, f"{run.name}: training loss per term"), out, f"{stem}-loss.png",
-            "Loss curves", f"Every loss term's mean per epoch ({len(run.history)} epochs) and each loss family's "
-            "warm-up weight; a family whose weight is still 0 is not yet trained."))
-    else:
+            figures.loss_curves(training.history, f"{run.name}: training loss per term, {training.label}"), out, name,
+            f"Loss curves: {training.label}", f"Every loss term's mean per epoch ({len(training.history)} epoch(s)) "
+            "and each loss family's warm-up weight; a family whose weight is still 0 is not yet trained."))
+    if not trainings:
         section.notes.append("No training history was recorded in this folder (results of mmalign 0.1.0).")
     if run.checkpoints:
         checkpoint = run.checkpoints[0]
@@ -124,12 +126,37 @@ def _run_section(run: RunDir, out: Path, data_dir: str | None, max_points: int, 
     return section
 
 
+def _tables(records) -> str:
+    """A run's table: cub-text's retrieval as its compact per-direction tables (as `table.md`), other
+    results as the table every command prints."""
+    from ..retrieval.report import markdown_table, summarize
+
+    retrieval = [r for r in records if r.command == "cub-text"]
+    others = [r for r in records if r.command != "cub-text"]
+    parts = [results_table(others)] if others else []
+    if retrieval:
+        summary = summarize(retrieval)
+        parts += [f"cub-text retrieval, {setting} (percent, mean ± std over seeds):\n{markdown_table(summary, setting)}"
+                  for setting in ("zsl", "gzsl") if any(r["setting"] == setting for r in summary)]
+    return "\n\n".join(parts)
+
+
 def _comparison(runs: Sequence[RunDir], out: Path) -> Section:
-    import mmalign.report.figures as figures
+    from .compare import classification_figure, comparable_groups, losses_figure, retrieval_figure
 
     names = " vs ".join(run.name for run in runs)
-    fig = figures.runs_side_by_side([(run.name, run.records, run.history) for run in runs], f"Runs side by side: {names}")
-    picture = _save(fig, out, "comparison.png", "Runs side by side",
-                    "Each metric's mean ± std per run, and each run's total training loss per epoch.")
-    table = results_table([r for run in runs for r in run.records])
-    return Section("All runs", [("runs", names)], table, [picture])
+    section = Section("Runs side by side", [("runs", names)])
+    for group in comparable_groups([(run.name, run.records) for run in runs]):
+        draw = classification_figure if group.kind == "classification" else retrieval_figure
+        section.pictures.append(_save(
+            draw(group), out, f"comparison-{slug(group.title)}.png", group.title,
+            f"Runs {', '.join(group.by_run)}: one bar per run and configuration, mean ± std over its seeds."))
+    trainings = [(run.name, run.trainings()) for run in runs]
+    if sum(1 for _, ts in trainings if ts) > 1:
+        section.pictures.append(_save(
+            losses_figure(trainings), out, "comparison-loss.png", "Total training loss",
+            "Each run's trained configurations (lowest seed): the total loss per epoch."))
+    if not section.pictures:
+        section.notes.append("No data set, setting and shot count is shared by two runs, so there is nothing to "
+                             "draw side by side; each run's figures are in its section.")
+    return section

@@ -21,20 +21,26 @@ DPI = 100
 _FAMILIES = ("recon", "kl", "cross", "align")
 
 
-def _figure(size=WIDE) -> Figure:
+def new_figure(size=WIDE) -> Figure:
     return Figure(figsize=size, dpi=DPI, layout="constrained")
+
+
+def line_style(points: int) -> dict[str, Any]:
+    """Markers on curves of few epochs, so that a 1-epoch run's single point shows."""
+    return {"marker": "o", "markersize": 4} if points <= 30 else {}
 
 
 def loss_curves(history: Sequence[dict[str, Any]], title: str) -> Figure:
     """Every loss term's epoch mean (log scale) and, on a second axis, each loss family's warm-up
     weight, so the epochs before an alignment term is switched on are visible as such."""
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     epochs = np.array([h["epoch"] for h in history]) + 1
     terms = list(dict.fromkeys(k for h in history for k in h["terms"]))
     for term in terms:
         values = np.array([h["terms"].get(term, np.nan) for h in history], dtype=float)
         style = {"color": "black", "linewidth": 2.2} if term == "loss" else {"linewidth": 1.2}
+        style.update(line_style(len(history)))
         ax.plot(epochs, np.where(values > 0, values, np.nan), label=term, **style)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -45,7 +51,7 @@ def loss_curves(history: Sequence[dict[str, Any]], title: str) -> Figure:
         twin = ax.twinx()
         for family in weights:
             twin.plot(epochs, [h.get("weights", {}).get(family, np.nan) for h in history], linestyle="--",
-                      linewidth=1.8, label=f"weight: {family}")
+                      linewidth=1.8, label=f"weight: {family}", **line_style(len(history)))
         twin.set_ylabel("warm-up weight (dimensionless)")
         more_h, more_l = twin.get_legend_handles_labels()
         handles, labels = handles + more_h, labels + more_l
@@ -60,7 +66,7 @@ def loss_curves(history: Sequence[dict[str, Any]], title: str) -> Figure:
 def latent_scatter(m: LatentMap, title: str) -> Figure:
     """t-SNE of the latent means: seen and unseen classes in two panels, colour = class,
     marker = modality (images small dots, class side information large outlined markers)."""
-    fig = _figure(TALL)
+    fig = new_figure(TALL)
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     cmap = __import__("matplotlib").colormaps["tab20"]
     modalities = list(dict.fromkeys(m.modality.tolist()))
@@ -85,7 +91,7 @@ def latent_scatter(m: LatentMap, title: str) -> Figure:
 def per_class_accuracy(record: ResultRecord, title: str) -> Figure:
     """Per-class accuracy, sorted, for the seen (S) and unseen (U) test classes, with the mean."""
     parts = [(k, record.per_class[k]) for k in ("S", "U") if record.per_class.get(k)]
-    fig = _figure()
+    fig = new_figure()
     axes = np.atleast_1d(fig.subplots(1, len(parts), squeeze=False)[0])
     for ax, (metric, values) in zip(axes, parts):
         order = sorted(values.items(), key=lambda kv: kv[1])
@@ -106,7 +112,7 @@ def per_class_accuracy(record: ResultRecord, title: str) -> Figure:
 def confusion(record: ResultRecord, title: str) -> Figure:
     """Where the test images of the worst classes went (counts), as a heat map."""
     c = record.confusion
-    fig = _figure((9.0, 5.2))
+    fig = new_figure((9.0, 5.2))
     ax = fig.add_subplot()
     counts = np.array(c.counts, dtype=float)
     image = ax.imshow(counts, cmap="viridis", aspect="auto")
@@ -126,7 +132,7 @@ def against_paper(records: Sequence[ResultRecord], title: str) -> Figure:
     (data set, setting, shots, side information) and metric."""
     refs = load_references()
     groups = group_by_config([r for r in records if r.command != "cub-text"])
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     labels, x = [], 0
     drawn_paper = False
@@ -160,7 +166,7 @@ def against_paper(records: Sequence[ResultRecord], title: str) -> Figure:
 def fewshot_curves(records: Sequence[ResultRecord], title: str) -> Figure:
     """H (GZSL) or top-1 (ZSL) against the number of shots, mean ± std over seeds, with the
     paper's AWA2 generalized few-shot points."""
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     curves: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
@@ -188,7 +194,7 @@ def fewshot_curves(records: Sequence[ResultRecord], title: str) -> Figure:
 def retrieval_bars(records: Sequence[ResultRecord], title: str) -> Figure:
     """cub-text: top-1 per query -> gallery direction for ridge, CCA and each aligner, mean ± std
     over seeds, one panel per setting."""
-    fig = _figure(TALL)
+    fig = new_figure(TALL)
     settings = [s for s in ("zsl", "gzsl") if any(r.setting == s for r in records)]
     axes = np.atleast_1d(fig.subplots(len(settings), 1, squeeze=False)[:, 0])
     for ax, setting in zip(axes, settings):
@@ -214,34 +220,5 @@ def retrieval_bars(records: Sequence[ResultRecord], title: str) -> Figure:
         ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance}%)")
         ax.set_title(f"{setting}: among {'the 50 unseen' if setting == 'zsl' else 'all 200'} classes")
         ax.legend(fontsize=7, ncol=3, loc="upper right")
-    fig.suptitle(title)
-    return fig
-
-
-def runs_side_by_side(runs: Sequence[tuple[str, Sequence[ResultRecord], Sequence[dict]]], title: str) -> Figure:
-    """Several runs: each metric's mean ± std per run, and the total loss per epoch per run."""
-    fig = _figure(TALL)
-    bars, curves = fig.subplots(1, 2)
-    metrics = [m for m in ("U", "S", "H", "top1", "top5", "mrr") if any(m in r.metrics for _, rs, _ in runs for r in rs)]
-    width = 0.8 / max(1, len(runs))
-    for i, (name, records, history) in enumerate(runs):
-        stats = [mean_std([r.metrics[m] for r in records if m in r.metrics]) if any(m in r.metrics for r in records)
-                 else (np.nan, 0.0) for m in metrics]
-        bars.bar(np.arange(len(metrics)) + i * width, [m for m, _ in stats], width, yerr=[s for _, s in stats],
-                 capsize=3, label=name)
-        if history:
-            curves.plot([h["epoch"] + 1 for h in history], [h["terms"]["loss"] for h in history], label=name)
-    bars.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, metrics)
-    bars.set_xlabel("metric (mean ± std over seeds and configurations)")
-    bars.set_ylabel("percent (%)")
-    bars.set_ylim(0, 100)
-    bars.legend(fontsize=8)
-    bars.set_title("metrics")
-    curves.set_xlabel("epoch")
-    curves.set_ylabel("total loss, epoch mean")
-    curves.set_title("training loss")
-    if not curves.lines:
-        curves.plot([], [], label="no training history recorded")
-    curves.legend(fontsize=8)
     fig.suptitle(title)
     return fig

@@ -3,6 +3,7 @@ training history, and the checkpoints whose latent space can be drawn."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,20 @@ from ..records.files import load_records
 from ..records.schema import ResultRecord
 
 RESULTS = "results.json"
+
+
+#: the fields that tell one trained model from another (not how it was evaluated, nor the seed)
+TRAINING_FIELDS = ("dataset", "synthetic", "side_info", "method", "modalities", "reparameterization", "epochs_vae",
+                   "engine", "precision", "overrides")
+
+
+@dataclass
+class Training:
+    """One trained model's loss history, with what it was: `label` (e.g. `CUB aligner img+att, seed 0,
+    100 epochs`) says which data, modalities and seed."""
+
+    label: str
+    history: list[dict[str, Any]]
 
 
 @dataclass
@@ -31,6 +46,24 @@ class RunDir:
     @property
     def is_cub_text(self) -> bool:
         return any(r.command == "cub-text" for r in self.records)
+
+    def trainings(self) -> list[Training]:
+        """The loss histories worth a figure each: the checkpoint's own (a `mmalign train` folder),
+        else one per trained configuration among the records (the lowest seed of each; a model
+        scored in several settings, shots or retrieval directions counts once)."""
+        if self.checkpoints and self.checkpoints[0] == self.path and self.history:
+            return [Training(f"checkpoint {self.name}, {len(self.history)} epoch(s)", self.history)]
+        configs: dict[str, ResultRecord] = {}
+        for r in sorted((r for r in self.records if r.history), key=lambda r: r.seed):
+            key = json.dumps([getattr(r, k) for k in TRAINING_FIELDS], sort_keys=True, default=str)
+            configs.setdefault(key, r)
+        return [Training(training_label(r), [e.model_dump() for e in r.history]) for r in configs.values()]
+
+
+def training_label(r: ResultRecord) -> str:
+    """`CUB aligner att+sent, seed 0, 50 epochs` (`(synthetic)` after the data set when it is)."""
+    data = f"{r.dataset}{' (synthetic)' if r.synthetic else ''}"
+    return f"{data} {r.method} {'+'.join(r.modalities)}, seed {r.seed}, {len(r.history)} epoch(s)"
 
 
 def is_checkpoint(path: Path) -> bool:

@@ -15,7 +15,9 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import shutil
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,19 +26,29 @@ from ..atomic import write_json_atomic
 from ..errors import ConfigError
 from ..records.files import load_records, write_record
 from ..records.schema import ResultRecord, dump_record
+from ..records.tables import results_table
 from .spec import Sweep, SweepRun, build_request
 
 SCRATCH = ".sweep-scratch"
 
 
-def run_one(params: dict[str, Any], scratch: str, threads: int | None = None) -> list[dict[str, Any]]:
-    """One run in a worker: train and evaluate (``mmalign benchmark``'s code), its records written to
-    ``scratch`` only; returns them."""
+def run_one(params: dict[str, Any], scratch: str, threads: int | None = None) -> dict[str, list]:
+    """One run in a worker: train and evaluate (`mmalign benchmark`'s code), its records written to
+    `scratch` only.
+
+    Returns:
+        `{"records": [...], "warnings": [...]}`: the records (dicts) and the text of every Python
+        warning the run raised, for the driver to print as `mmalign: warning:` lines (a spawned
+        worker or a Ray task has no terminal of its own).
+    """
     from ..benchmarks.classification import run_benchmark
     from ..threads import limit_threads
 
     limit_threads(threads)
-    return [dump_record(r) for r in run_benchmark(build_request(params, Path(scratch)), log=lambda line: None)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        records = run_benchmark(build_request(params, Path(scratch)), log=lambda line: None)
+    return {"records": [dump_record(r) for r in records], "warnings": [str(w.message) for w in caught]}
 
 
 def free_workers() -> int:
@@ -69,7 +81,7 @@ class InProcess:
         return {future}
 
     @staticmethod
-    def outcome(handle: Any) -> tuple[list[dict[str, Any]] | None, BaseException | None]:
+    def outcome(handle: Any) -> tuple[dict[str, list] | None, BaseException | None]:
         exc = handle.exception()
         return (None, exc) if exc is not None else (handle.result(), None)
 
@@ -119,7 +131,7 @@ class RayTasks:
         done, _ = self.ray.wait(list(pending), num_returns=1)
         return set(done)
 
-    def outcome(self, handle: Any) -> tuple[list[dict[str, Any]] | None, BaseException | None]:
+    def outcome(self, handle: Any) -> tuple[dict[str, list] | None, BaseException | None]:
         try:
             return self.ray.get(handle), None
         except Exception as exc:
@@ -144,10 +156,29 @@ def _error_text(exc: BaseException) -> str:
     return text.splitlines()[-1][:500] if "\n" in text else text[:500]
 
 
+def warning_line(message: str) -> None:
+    """Print a worker's warning the way the CLI prints its own: one `mmalign: warning:` line on
+    stderr (through tqdm, so that it does not break the progress bar's line)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"mmalign: warning: {message}", file=sys.stderr)
+
+
 def run_sweep(sweep: Sweep, out: str | Path, executor, resume: bool = False, progress: bool = True,
-              log: Callable[[str], None] = print) -> SweepReport:
-    """Run every run of ``sweep`` not yet in ``OUT/results.json`` (see the module docstring).
-    ``executor``: :class:`InProcess`, :class:`LocalPool` or :class:`RayTasks`."""
+              log: Callable[[str], None] = print, warn: Callable[[str], None] = warning_line) -> SweepReport:
+    """Run every run of `sweep` not yet in `OUT/results.json` (see the module docstring).
+
+    Args:
+        sweep: the validated sweep.
+        out: the output folder.
+        executor: `InProcess`, `LocalPool` or `RayTasks`.
+        resume: skip the runs already in `OUT/results.json` (default False: refuse them).
+        progress: show a progress bar (default True).
+        log: where progress lines and, at the end, the results table of the sweep's records go
+            (default `print`).
+        warn: where the workers' warnings go, each distinct message once (default: a
+            `mmalign: warning:` line on stderr).
+    """
     out = Path(out)
     results = out / "results.json"
     existing = load_records(results)
@@ -170,6 +201,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor, resume: bool = False, pro
         bar = tqdm(total=len(todo), desc="sweep", unit="run")
     attempts = {run.id: 0 for run in todo}
     pending: dict[Any, SweepRun] = {}
+    warned: set[str] = set()
 
     def submit(run: SweepRun) -> None:
         attempts[run.id] += 1
@@ -183,7 +215,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor, resume: bool = False, pro
         while pending:
             for handle in executor.wait(set(pending)):
                 run = pending.pop(handle)
-                records, exc = executor.outcome(handle)
+                returned, exc = executor.outcome(handle)
                 shutil.rmtree(scratch_root / f"{run.id}-{attempts[run.id]}", ignore_errors=True)
                 if exc is not None:
                     if attempts[run.id] <= sweep.retries:
@@ -194,7 +226,11 @@ def run_sweep(sweep: Sweep, out: str | Path, executor, resume: bool = False, pro
                                             "error": _error_text(exc)})
                     write_json_atomic(out / "failures.json", report.failures)
                 else:
-                    for raw in records or []:
+                    for message in returned["warnings"]:
+                        if message not in warned:
+                            warned.add(message)
+                            warn(message)
+                    for raw in returned["records"]:
                         record = ResultRecord.model_validate(raw)
                         record.details["sweep"] = {"run": run.id, "params": run.params, "attempts": attempts[run.id]}
                         write_record(results, record)
@@ -212,4 +248,10 @@ def run_sweep(sweep: Sweep, out: str | Path, executor, resume: bool = False, pro
     if not report.failures:
         (out / "failures.json").unlink(missing_ok=True)  # from an earlier attempt, now all done
     report.seconds = time.perf_counter() - started
+    ids = {run.id for run in sweep.runs}
+    mine = [r for r in load_records(results) if isinstance(r.details.get("sweep"), dict)
+            and r.details["sweep"].get("run") in ids]
+    if mine:
+        log("")
+        log(results_table(mine))
     return report
