@@ -84,9 +84,9 @@ class CubTextBenchmark(Benchmark):
 
     def summarise(self, records: Sequence[ResultRecord], request: RetrievalRequest,
                   echo: Callable[[str], None] = print) -> None:
-        from ..records.tables import print_results
+        from ..records.tables import print_results, retrieval_table
 
-        print_results(records, self.results_path(request), echo=echo,
+        print_results(records, self.results_path(request), echo=echo, table=retrieval_table,
                       also=[f"table: {request.out / 'table.md'} (Markdown, both settings)"])
 
 

@@ -77,18 +77,9 @@ def retrieval_table(records: Sequence[ResultRecord]) -> str:
 
 
 def results_table(records: Sequence[ResultRecord]) -> str:
-    """The table: one row per (configuration, metric), seeds counted as distinct seeds; retrieval
-    records in their own compact table (:func:`retrieval_table`)."""
-    retrieval = [r for r in records if r.query is not None]
-    records = [r for r in records if r.query is None]
-    tables = [classification_table(records)] if records else []
-    if retrieval:
-        tables.append(retrieval_table(retrieval))
-    return "\n\n".join(tables)
-
-
-def classification_table(records: Sequence[ResultRecord]) -> str:
-    """Classification records, one row per (configuration, metric), beside the paper's number."""
+    """The one table of every command: one row per (configuration, metric), seeds counted as
+    distinct seeds, beside the paper's number. (A retrieval benchmark prints the compact
+    :func:`retrieval_table` at its end instead.)"""
     refs = load_references()
     rows: list[tuple[str, ...]] = []
     for _, rs in sorted(group_by_config(records).items(), key=lambda kv: tuple(map(str, kv[0]))):
@@ -125,12 +116,14 @@ def phase_times(records: Sequence[ResultRecord]) -> str:
     return "\n".join(lines)
 
 
-def print_results(records: Sequence[ResultRecord], path, echo=print, also: Sequence[str] = ()) -> None:
-    """What every command prints at the end: the table, the time per phase, where it wrote (the
-    results file last; ``also`` names further files written, e.g. ``table: OUT/table.md``)."""
+def print_results(records: Sequence[ResultRecord], path, echo=print, also: Sequence[str] = (),
+                  table=results_table) -> None:
+    """What every command prints at the end: the table (``table`` of the records), the time per
+    phase, where it wrote (the results file last; ``also`` names further files written, e.g.
+    ``table: OUT/table.md``)."""
     if records:
         echo("")
-        echo(results_table(records))
+        echo(table(records))
         echo("")
         echo(phase_times(records))
     echo("")
