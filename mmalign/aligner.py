@@ -31,6 +31,7 @@ from .history import read_history, write_history
 from .memory import check_model_memory
 from .modality import Modality, format_validation_error
 from .normalise import Normaliser
+from .outputs import saved_or_rescued
 from .plugins import ModalityCatalog, get_catalog
 from .recipes import load_recipe
 from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
@@ -299,8 +300,15 @@ class Aligner:
         extra: list[Callback] = []
         if checkpoint_dir is not None and checkpoint_every is not None and (group is None or group.primary):
             def save(epochs_done: int, history: list[EpochLog]) -> None:
-                save_training_state(checkpoint_dir, model, optimizer, generator, self._normaliser_state(),
-                                    epochs_done, history, fingerprint, self.distributed)
+                def write(folder: Path) -> Path:
+                    return save_training_state(folder, model, optimizer, generator, self._normaliser_state(),
+                                               epochs_done, history, fingerprint, self.distributed)
+
+                # a state that cannot be written (a full disk) keeps the previous one there and the
+                # in-progress model, optimizer and generator in a rescue folder, named in the error
+                saved_or_rescued(Path(checkpoint_dir), "training-state", write,
+                                 f"the training state after epoch {epochs_done} (copy {STATE_FILE} into "
+                                 f"{checkpoint_dir} and train again with --resume)")
 
             extra.append(Checkpointer(checkpoint_every, self.config.training.epochs, save, prior))
         self.warn_short_warmup()  # once everything is checked: a failing command prints its error alone

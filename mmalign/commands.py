@@ -173,7 +173,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .resume import load_training_state
     from .runs import load_data, read_run_config
 
+    from .tracking import check_tracking
+    from .training.distributed import check_env
+
     run = read_run_config(args.config)
+    check_env()  # a torchrun environment that would hang or fall back to one process: refused now
+    check_tracking(args.log, args.out, args.tracking_uri)  # trackers checked before any data is read
     limit_threads(args.threads)
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
@@ -253,7 +258,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweeps import InProcess, LocalPool, RayTasks, free_workers, read_sweep, run_sweep
+    from .sweeps import InProcess, LocalPool, RayTasks, check_sweep_output, free_workers, read_sweep, run_sweep
 
     sweep = read_sweep(args.sweep)  # validated whole before anything runs
     print(f"sweep {args.sweep}: {len(sweep.runs)} run(s)" + (f" over {', '.join(sweep.varying)}" if sweep.varying else ""))
@@ -266,8 +271,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.ray and args.workers is not None:
         raise ConfigError("--workers sizes a local pool or a local Ray; a Ray cluster at ADDRESS places the runs "
                           "itself (use --cpus-per-run)")
+    check_sweep_output(args.out)  # before a pool or Ray starts
     workers = args.workers or free_workers()
-    threads = args.threads or max(1, free_workers() // workers)
+    threads = args.threads if args.threads is not None else max(1, free_workers() // workers)
     if args.ray is not None:
         executor = RayTasks(args.ray or None, args.cpus_per_run, args.gpus_per_run, threads,
                             local_cpus=args.workers)

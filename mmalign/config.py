@@ -6,6 +6,7 @@ builds a config from any recipe, then user overrides are applied on top.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
@@ -17,7 +18,9 @@ FORMAT_VERSION = 1
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys are errors, and so is a NaN or infinite number in any float field."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 #: Warm-up keys of earlier releases -> the loss family they weigh.
@@ -74,6 +77,19 @@ class TrainConfig(_Strict):
                 raise ValueError(f"{key!r} and {family!r} name the same loss family; give one")
             out[family] = value
         return out
+
+    @field_validator("warmup", mode="after")
+    @classmethod
+    def _check_ramps(cls, warmup: dict[str, Ramp]) -> dict[str, Ramp]:
+        """A weight is a finite non-negative number; a ramp's epochs are finite."""
+        for family, ramp in warmup.items():
+            if not math.isfinite(ramp.factor) or ramp.factor < 0:
+                raise ValueError(f"family {family!r}: 'factor' must be a finite number >= 0, got {ramp.factor!r}")
+            for name in ("start", "end"):
+                value = getattr(ramp, name)
+                if value is not None and not math.isfinite(value):
+                    raise ValueError(f"family {family!r}: {name!r} must be a finite epoch, got {value!r}")
+        return warmup
 
     @model_validator(mode="after")
     def _check_engine(self) -> "TrainConfig":

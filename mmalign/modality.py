@@ -59,9 +59,10 @@ class Modality:
     granularity: ClassVar[Granularity] = "sample"
 
     class Options(BaseModel):
-        """Per-modality options. Unknown keys are rejected."""
+        """Per-modality options. Unknown keys are rejected, and the defaults a subclass declares are
+        validated like given values (a plugin's wrong default is its error, named, not a crash)."""
 
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
         source: str | None = Field(None, description="Key of this modality's array in the data (default: the modality name).")
         normaliser: Literal["none", "minmax", "l2"] = Field("none", description="Fitted on the training split only.")
 
