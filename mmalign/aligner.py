@@ -56,6 +56,7 @@ def resolve_device(device: str) -> torch.device:
 def build_modality(spec: ModalitySpec, catalog: ModalityCatalog) -> Modality:
     """A modality from an instance, a modality key, or ``{"kind": ..., "name": ..., **options}``."""
     if isinstance(spec, Modality):
+        spec.check_options()
         return spec
     if isinstance(spec, str):
         return catalog.create(spec)

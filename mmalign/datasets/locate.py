@@ -249,6 +249,7 @@ def _unpack(archive: Path, dest: Path, delete_bad: bool = True) -> None:
             if prefix is None:
                 raise DataError(f"{archive}: holds no <DATASET>/res101.mat or att_splits.mat; not an xlsa17 archive")
             root = dest.resolve()
+            members = []  # every member checked before the first is written
             for info in zf.infolist():
                 if info.is_dir() or not info.filename.startswith(prefix):
                     continue
@@ -262,8 +263,10 @@ def _unpack(archive: Path, dest: Path, delete_bad: bool = True) -> None:
                     blocked = target
                 if blocked is not None:
                     kind = "a folder" if blocked.is_dir() else "a file"
-                    raise DataError(f"{archive}: cannot unpack {info.filename!r}: {blocked} is {kind} that is in the "
-                                    "way; move it away and run again")
+                    raise DataError(f"{archive}: cannot unpack {info.filename!r}: {blocked} is {kind} in the way; "
+                                    "move it away and run again (the archive is kept for that)")
+                members.append((info, target))
+            for info, target in members:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)

@@ -17,6 +17,7 @@ the ``contrastive`` InfoNCE) cannot be split across ranks and are refused while 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -135,14 +136,45 @@ def init_from_env(device: str = "auto") -> DistributedContext | None:
             raise ConfigError(f"torchrun environment: LOCAL_RANK={launch.local_rank}, but this host has "
                               f"{torch.cuda.device_count()} CUDA device(s)")
         torch.cuda.set_device(launch.local_rank)
-    try:
-        dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=timedelta(seconds=launch.timeout))
-    except (RuntimeError, TimeoutError, ValueError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise TrainingError(f"torchrun rendezvous at {launch.master_addr}:{launch.master_port} failed for rank "
-                            f"{launch.rank} of {launch.world_size} (waited at most {launch.timeout:g} s, "
-                            f"{TIMEOUT_ENV}): {first}") from None
+    with _native_stderr() as replay:
+        try:
+            dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=timedelta(seconds=launch.timeout))
+        except (RuntimeError, TimeoutError, ValueError, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise TrainingError(f"torchrun rendezvous at {launch.master_addr}:{launch.master_port} failed for rank "
+                                f"{launch.rank} of {launch.world_size} (waited at most {launch.timeout:g} s, "
+                                f"{TIMEOUT_ENV}): {first}") from None
+        replay.append(True)  # joined: what c10d printed meanwhile is shown after all
     return current()
+
+
+@contextlib.contextmanager
+def _native_stderr():
+    """Hold back what the C++ side (c10d's retries, with its stack frames) writes to file descriptor
+    2 during the rendezvous: shown when the rendezvous succeeds (the body appends to the yielded
+    list) or with ``MMALIGN_DEBUG``, dropped when it fails, whose one-line error says it all."""
+    import sys
+    import tempfile
+
+    replay: list[bool] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded): nothing to hold back
+        yield replay
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield replay
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if replay or os.environ.get("MMALIGN_DEBUG"):
+                held.seek(0)
+                text = held.read()
+                if text:
+                    os.write(2, text)
 
 
 def shutdown() -> None:
