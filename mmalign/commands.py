@@ -172,7 +172,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .preflight import data_dims, data_files
     from .resume import load_training_state
     from .runs import load_data, read_run_config
-
     from .tracking import check_tracking
     from .training.distributed import check_env
 
