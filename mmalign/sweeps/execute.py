@@ -56,10 +56,12 @@ def check_sweep_output(out: str | Path) -> Path:
             raise OutputError(f"--out {out}: {FAILURES} there was not written by a sweep (a sweep replaces and removes "
                               "it); move it away or choose another --out")
     scratch = out / SCRATCH
-    if scratch.exists() or scratch.is_symlink():
-        foreign = [p.name for p in scratch.iterdir() if not (_SCRATCH_ENTRY.fullmatch(p.name) and p.is_dir()
-                                                              and not p.is_symlink())] \
-            if scratch.is_dir() and not scratch.is_symlink() else [SCRATCH]
+    if scratch.is_symlink() or (scratch.exists() and not scratch.is_dir()):
+        raise OutputError(f"--out {out}: {SCRATCH} there is not a folder a sweep made (a sweep deletes it); move it "
+                          "away or choose another --out")
+    if scratch.is_dir():
+        foreign = [p.name for p in scratch.iterdir()
+                   if not (_SCRATCH_ENTRY.fullmatch(p.name) and p.is_dir() and not p.is_symlink())]
         if foreign:
             raise OutputError(f"--out {out}: {SCRATCH} holds {foreign[0]!r}, which a sweep did not write (it deletes "
                               "that folder); move it away or choose another --out")
