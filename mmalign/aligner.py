@@ -32,6 +32,7 @@ from .memory import check_model_memory
 from .errors import format_validation_error
 from .modality import Modality
 from .normalise import Normaliser
+from .outputs import saved_or_rescued
 from .plugins import PluginCatalog, get_catalog
 from .recipes import DEFAULT_RECIPE, Recipe, load_recipe
 from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
@@ -56,6 +57,7 @@ def resolve_device(device: str) -> torch.device:
 def build_modality(spec: ModalitySpec, catalog: PluginCatalog) -> Modality:
     """A modality from an instance, a modality key, or ``{"kind": ..., "name": ..., **options}``."""
     if isinstance(spec, Modality):
+        spec.check_options()
         return spec
     if isinstance(spec, str):
         return catalog.create(spec)
@@ -313,8 +315,15 @@ class Aligner:
         extra: list[Callback] = []
         if checkpoint_dir is not None and checkpoint_every is not None and (group is None or group.primary):
             def save(epochs_done: int, history: list[EpochLog]) -> None:
-                save_training_state(checkpoint_dir, model, optimizer, generator, self._normaliser_state(),
-                                    epochs_done, history, fingerprint, self.distributed)
+                def write(folder: Path) -> Path:
+                    return save_training_state(folder, model, optimizer, generator, self._normaliser_state(),
+                                               epochs_done, history, fingerprint, self.distributed)
+
+                # a state that cannot be written (a full disk) keeps the previous one there and the
+                # in-progress model, optimizer and generator in a rescue folder, named in the error
+                saved_or_rescued(Path(checkpoint_dir), "training-state", write,
+                                 f"the training state after epoch {epochs_done} (copy {STATE_FILE} into "
+                                 f"{checkpoint_dir} and train again with --resume)")
 
             extra.append(Checkpointer(checkpoint_every, self.config.training.epochs, save, prior))
         self.warn_short_warmup()  # once everything is checked: a failing command prints its error alone

@@ -9,6 +9,7 @@ missing values from the recipe it names (``recipe``, default ``cada_vae``).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError,
@@ -22,7 +23,9 @@ FORMAT_VERSION = 1
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys are errors, and so is a NaN or infinite number in any float field."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 #: The one statement of the rule (the CLI shows it with its flag names).
@@ -98,6 +101,19 @@ class TrainConfig(_Strict):
     @classmethod
     def _legacy_warmup(cls, warmup: Any) -> Any:
         return canonical_warmup(warmup)
+
+    @field_validator("warmup", mode="after")
+    @classmethod
+    def _check_ramps(cls, warmup: dict[str, Ramp]) -> dict[str, Ramp]:
+        """A weight is a finite non-negative number; a ramp's epochs are finite."""
+        for family, ramp in warmup.items():
+            if not math.isfinite(ramp.factor) or ramp.factor < 0:
+                raise ValueError(f"family {family!r}: 'factor' must be a finite number >= 0, got {ramp.factor!r}")
+            for name in ("start", "end"):
+                value = getattr(ramp, name)
+                if value is not None and not math.isfinite(value):
+                    raise ValueError(f"family {family!r}: {name!r} must be a finite epoch, got {value!r}")
+        return warmup
 
     @model_validator(mode="after")
     def _check_engine(self) -> "TrainConfig":

@@ -35,6 +35,12 @@ class _Shard:
     rows: int
 
 
+def _counts(value: object, length: int) -> bool:
+    """Whether ``value`` is a JSON list of ``length`` non-negative integers (not booleans)."""
+    return isinstance(value, list) and len(value) == length and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+
+
 def _shard(path: Path, key: str, dim: int | None, dtype: np.dtype | None) -> tuple[_Shard, int, np.dtype]:
     """The header of one safetensors file: where ``key``'s rows start, how many, their width and type."""
     try:
@@ -47,18 +53,28 @@ def _shard(path: Path, key: str, dim: int | None, dtype: np.dtype | None) -> tup
         raise DataError(f"{path}: no such feature file") from None
     except (OSError, ValueError, struct.error) as exc:
         raise DataError(f"{path}: not a safetensors file ({exc})") from None
-    if key not in header:
+    if not isinstance(header, dict):
+        raise DataError(f"{path}: not a safetensors file (its header is a JSON {type(header).__name__}, expected "
+                        "an object of tensor entries)")
+    if key not in header or key == "__metadata__":
         found = sorted(k for k in header if k != "__metadata__")
         raise DataError(f"{path}: no tensor {key!r}; the file holds {found}")
     entry = header[key]
+    if not isinstance(entry, dict):
+        raise DataError(f"{path}: header entry {key!r} is a JSON {type(entry).__name__}, expected an object with "
+                        "'dtype', 'shape' and 'data_offsets'")
     shape, kind = entry.get("shape"), entry.get("dtype")
-    if kind not in _DTYPES or not isinstance(shape, list) or len(shape) != 2:
+    if kind not in _DTYPES or not _counts(shape, 2):
         raise DataError(f"{path}: tensor {key!r} must be a 2-D float matrix (rows x dim), got {kind} {shape}")
     found_dtype = np.dtype(_DTYPES[kind])
     if (dim is not None and shape[1] != dim) or (dtype is not None and found_dtype != dtype):
         raise DataError(f"{path}: tensor {key!r} is {kind} {shape}, expected {dtype} rows of dimension {dim} "
                         "like the first shard")
-    begin, end = entry["data_offsets"]
+    offsets = entry.get("data_offsets")
+    if not _counts(offsets, 2) or offsets[1] < offsets[0]:
+        raise DataError(f"{path}: tensor {key!r}: 'data_offsets' must be [begin, end], two non-negative integers "
+                        f"with begin <= end, got {offsets!r}")
+    begin, end = offsets
     if end - begin != shape[0] * shape[1] * found_dtype.itemsize or 8 + size + end > path.stat().st_size:
         raise DataError(f"{path}: tensor {key!r} is truncated or its offsets are inconsistent")
     return _Shard(path, 8 + size + begin, int(shape[0])), int(shape[1]), found_dtype

@@ -43,9 +43,10 @@ class Modality:
     granularity: ClassVar[Granularity] = "sample"
 
     class Options(BaseModel):
-        """Per-modality options. Unknown keys are rejected."""
+        """Per-modality options. Unknown keys are rejected, and so are NaN and infinite numbers;
+        the defaults a subclass declares are checked when the modality is used (:meth:`check_options`)."""
 
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
         source: str | None = Field(None, description="Key of this modality's array in the data (default: the modality name).")
         normaliser: Literal["none", "minmax", "l2"] = Field("none", description="Fitted on the training split only.")
 
@@ -59,6 +60,16 @@ class Modality:
             self.options = self.Options(**options)
         except ValidationError as exc:
             raise ConfigError(format_validation_error(f"modality {self.name!r} ({self.kind}) options", exc)) from None
+
+    def check_options(self, owner: str = "") -> None:
+        """Validate every option, the class's defaults included (pydantic leaves declared defaults
+        unchecked, so a plugin's wrong default would end deep inside torch); ``owner`` (the plugin)
+        leads the :class:`ConfigError`'s message."""
+        try:
+            self.Options.model_validate(self.options.model_dump())
+        except ValidationError as exc:
+            lead = f"{owner}: " if owner else ""
+            raise ConfigError(format_validation_error(f"{lead}modality {self.name!r} ({self.kind}) options", exc)) from None
 
     @property
     def source(self) -> str:

@@ -196,8 +196,13 @@ class PluginCatalog:
         return {n.upper(): e for n, e in self.datasets.items()}.get(name.upper())
 
     def create(self, kind: str, name: str | None = None, options: dict[str, Any] | None = None) -> "Modality":
-        """A new modality of the registered ``kind`` with the given name and options."""
-        return self.get(kind).factory(name, **(options or {}))
+        """A new modality of the registered ``kind`` with the given name and options, every option
+        (the plugin's defaults too) validated; errors name the plugin."""
+        entry = self.get(kind)
+        modality = entry.factory(name, **(options or {}))
+        info = self.plugins.get(entry.plugin)
+        modality.check_options(info.describe() if info is not None else f"plugin {entry.plugin!r}")
+        return modality
 
     def call_each(self, hook: str, reverse: bool = True, **kwargs: Callable[[PluginInfo], Any]) -> None:
         """Call ``hook`` plugin by plugin through pluggy's hook caller, in pluggy's call order
@@ -224,8 +229,10 @@ def call_per_plugin(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], hook
             # pm.subset_hook_caller would do the same but needs hashable plugin objects (it builds a
             # set), and add_plugin accepts any object with hook implementations
             pm._hookexec(hook, [impl], {name: make(info) for name, make in arguments.items()}, False)
-        except MmalignError:
+        except PluginError:
             raise
+        except MmalignError as exc:  # e.g. a modality whose option defaults do not validate: name the plugin
+            raise type(exc)(f"{info.describe()}: its {hook} hook failed: {exc}") from exc
         except Exception as exc:
             raise PluginError(f"{info.describe()}: its {hook} hook failed: {type(exc).__name__}: {exc}") from exc
 

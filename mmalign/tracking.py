@@ -151,6 +151,11 @@ class MlflowTracker(Tracker):
     def __init__(self, out: str | Path, params: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
                  experiment: str = "mmalign") -> None:
         super().__init__(out, params)
+        import os
+
+        # a server that answers but fails: a few quick retries, not MLflow's minutes of back-off
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         from mlflow.tracking import MlflowClient  # ImportError without the mlflow package
 
         self.out.mkdir(parents=True, exist_ok=True)
@@ -206,16 +211,121 @@ class MlflowTracker(Tracker):
 
 
 _EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
+#: Modules each tracker imports (checked before anything trains).
+_MODULES = {"tensorboard": ("tensorboard", "torch.utils.tensorboard"), "mlflow": ("mlflow",)}
+#: Tracking-URI schemes MLflow stores understand.
+MLFLOW_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+#: Seconds to wait for an MLflow tracking server to accept a connection (default 10).
+SERVER_TIMEOUT = 10.0
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _missing_extra(kind: str) -> ConfigError | None:
+    import importlib.util
+
+    for module in _MODULES[kind]:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return ConfigError(f"--log {kind} needs the {_EXTRAS[kind]} package ({module} is not installed): "
+                               f"pip install 'mmalign[{kind}]'")
+    return None
+
+
+def _check_store_file(path: Path, what: str) -> None:
+    """An SQLite store ``path`` that exists must be an SQLite database; its folder must be creatable."""
+    from .outputs import check_output_dir
+
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                ours = path.is_file() and fh.read(16) == _SQLITE_MAGIC
+        except OSError:
+            ours = False
+        if not ours:
+            raise ConfigError(f"{what} {path}: exists and is not an SQLite database (MLflow's store); move it "
+                              "away or choose another place")
+    check_output_dir(path.parent, what)
+
+
+def _check_server(uri: str, host: str | None, port: int | None) -> None:
+    import socket
+
+    if not host:
+        raise ConfigError(f"--tracking-uri {uri}: no host; expected e.g. http://127.0.0.1:5000")
+    try:
+        socket.create_connection((host, port), timeout=SERVER_TIMEOUT).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ConfigError(f"--tracking-uri {uri}: no tracking server answers at {host}:{port} ({reason} within "
+                          f"{SERVER_TIMEOUT:g} s); start it ('mlflow server') or check the address") from None
+
+
+def check_tracking(kinds: Sequence[str], out: str | Path, tracking_uri: str | None = None) -> None:
+    """Everything about ``--log`` and ``--tracking-uri`` that can go wrong, checked before any data is
+    read or anything trains, writing nothing: the tracker names and their packages; the TensorBoard
+    folder ``<out>/tensorboard``; the MLflow store (the local ``<out>/mlflow.db`` and
+    ``<out>/mlartifacts``, a file or ``sqlite`` URI's place, an ``http(s)`` server that answers, a
+    known scheme). Raises :class:`ConfigError` (or :class:`~mmalign.errors.OutputError`) in one line."""
+    from urllib.parse import urlparse
+
+    from .outputs import check_output_dir
+
+    out = Path(out)
+    for kind in dict.fromkeys(kinds):
+        if kind not in TRACKERS:
+            raise ConfigError(f"--log must be one of {', '.join(TRACKERS)}, got {kind!r}")
+        missing = _missing_extra(kind)
+        if missing is not None:
+            raise missing
+    if tracking_uri is not None and "mlflow" not in kinds:
+        raise ConfigError("--tracking-uri is for --log mlflow")
+    if "tensorboard" in kinds:
+        check_output_dir(out / "tensorboard", "--log tensorboard folder")
+    if "mlflow" not in kinds:
+        return
+    if not tracking_uri:
+        _check_store_file(out / "mlflow.db", "--log mlflow store")
+        check_output_dir(out / "mlartifacts", "--log mlflow artifacts folder")
+        return
+    parsed = urlparse(tracking_uri)
+    scheme = parsed.scheme.lower()
+    if len(scheme) == 1 or not scheme:  # a plain path (a Windows drive letter is no scheme)
+        scheme = "file"
+    if scheme.split("+")[0] not in MLFLOW_SCHEMES:
+        raise ConfigError(f"--tracking-uri {tracking_uri}: unknown scheme {parsed.scheme!r}; expected one of "
+                          f"{', '.join(s + ':' for s in MLFLOW_SCHEMES)} (e.g. sqlite:///runs/mlflow.db)")
+    if scheme == "file":
+        import os
+
+        folder = Path(parsed.path if parsed.scheme else tracking_uri)
+        check_output_dir(folder, "--tracking-uri")
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+            raise ConfigError(f"--tracking-uri {tracking_uri}: MLflow refuses a plain-folder store (maintenance "
+                              "mode since MLflow 3); use sqlite:///PATH/mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true")
+    elif scheme == "sqlite":
+        if not tracking_uri.lower().startswith("sqlite:///") or parsed.path in ("", "/"):
+            raise ConfigError(f"--tracking-uri {tracking_uri}: expected sqlite:///PATH (three slashes, then the "
+                              "database file)")
+        if parsed.path != "/:memory:":
+            _check_store_file(Path(tracking_uri[len("sqlite:///"):]), "--tracking-uri")
+    elif scheme in ("http", "https"):
+        try:
+            port = parsed.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            raise ConfigError(f"--tracking-uri {tracking_uri}: the port is not a number from 1 to 65535") from None
+        _check_server(tracking_uri, parsed.hostname, port)
 
 
 def make_trackers(kinds: Sequence[str], out: str | Path, tracking_uri: str | None = None,
                   params: Mapping[str, Any] | None = None) -> list[Tracker]:
-    """The trackers ``--log`` names (each at most once), writing under ``out``; a
-    :class:`ConfigError` naming the extra to install when its package is missing."""
+    """The trackers ``--log`` names (each at most once), writing under ``out``, after
+    :func:`check_tracking`; a store that refuses to open is a :class:`ConfigError` in one line."""
+    check_tracking(kinds, out, tracking_uri)
     trackers: list[Tracker] = []
     for kind in dict.fromkeys(kinds):
-        if kind not in TRACKERS:
-            raise ConfigError(f"--log must be one of {', '.join(TRACKERS)}, got {kind!r}")
         try:
             if kind == "tensorboard":
                 trackers.append(TensorBoardTracker(out, params))
@@ -224,6 +334,11 @@ def make_trackers(kinds: Sequence[str], out: str | Path, tracking_uri: str | Non
         except ImportError as exc:
             raise ConfigError(f"--log {kind} needs the {_EXTRAS[kind]} package ({exc.name or exc} is not "
                               f"installed): pip install 'mmalign[{kind}]'") from None
-    if tracking_uri and "mlflow" not in kinds:
-        raise ConfigError("--tracking-uri is for --log mlflow")
+        except ConfigError:
+            raise
+        except Exception as exc:  # the tracking library's own errors (a store it cannot open)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            where = tracking_uri or str(out)
+            raise ConfigError(f"--log {kind}: cannot open the tracking store at {where}: {type(exc).__name__}: "
+                              f"{first}") from None
     return trackers

@@ -13,9 +13,10 @@ import os
 import sys
 import traceback
 import warnings
-from typing import Callable, NoReturn, Sequence
+from typing import NoReturn, Sequence
 
 from ..errors import MmalignError
+from .failures import EXIT_FAILURE, PLUGIN_COMMANDS, command_exit_code, failure_line, quiet_broken_pipe
 
 EXIT_BAD_INPUT = 2
 
@@ -88,6 +89,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                 warnings.warn(f"{self.info.describe()}: sub-command {name!r} already exists; skipped",
                               PluginWarning, stacklevel=2)
                 return Parser(prog=f"mmalign {name}", add_help=False)  # detached: never reached
+            if not self.info.builtin:
+                PLUGIN_COMMANDS[name] = self.info.describe()  # named in its errors (mmalign.cli.failures)
             return sub.add_parser(name, **kwargs)
 
         def __getattr__(self, attr: str):
@@ -127,9 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     args = parser.parse_args(argv)
     debug = args.debug or bool(os.environ.get("MMALIGN_DEBUG"))
-    func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return int(func(args) or 0)
+        return command_exit_code(args, PLUGIN_COMMANDS.get(args.command))
     except MmalignError as exc:
         if debug:
             traceback.print_exc()
@@ -138,3 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmalign: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mmalign schema results | head`: the reader left; nothing more to say
+        return quiet_broken_pipe()
+    except Exception as exc:  # a bug or a third party's error: one line naming what failed
+        if debug:
+            traceback.print_exc()
+        print(f"mmalign: error: {failure_line(args, exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+

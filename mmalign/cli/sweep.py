@@ -31,7 +31,7 @@ def register_commands(subparsers) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ..sweeps import InProcess, LocalPool, RayTasks, free_workers, read_sweep, run_sweep
+    from ..sweeps import InProcess, LocalPool, RayTasks, check_sweep_output, free_workers, read_sweep, run_sweep
 
     sweep = read_sweep(args.sweep)  # validated whole before anything runs
     print(f"sweep {args.sweep}: {len(sweep.runs)} run(s)" + (f" over {', '.join(sweep.varying)}" if sweep.varying else ""))
@@ -44,8 +44,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.ray and args.workers is not None:
         raise ConfigError("--workers sizes a local pool or a local Ray; a Ray cluster at ADDRESS places the runs "
                           "itself (use --cpus-per-run)")
+    check_sweep_output(args.out)  # before a pool or Ray starts
     workers = args.workers or free_workers()
-    threads = args.threads or max(1, free_workers() // workers)
+    threads = args.threads if args.threads is not None else max(1, free_workers() // workers)
     if args.ray is not None:
         executor = RayTasks(args.ray or None, args.cpus_per_run, args.gpus_per_run, threads,
                             local_cpus=args.workers)

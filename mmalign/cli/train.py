@@ -83,8 +83,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..preflight import data_dims, data_files
     from ..resume import load_training_state
     from ..runs import load_data, read_run_config
+    from ..tracking import check_tracking
+    from ..training.distributed import check_env
 
     run = read_run_config(args.config)
+    check_env()  # a torchrun environment that would hang or fall back to one process: refused now
+    check_tracking(args.log, args.out, args.tracking_uri)  # trackers checked before any data is read
     limit_threads(args.threads)
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")

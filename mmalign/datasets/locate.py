@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterable
@@ -134,25 +135,63 @@ def download_xlsa17(
         keep_archive: keep the zip after unpacking.
 
     A partial download (``<archive>.part``) is resumed with an HTTP Range request. Returns ``dest``.
+
+    Checked before anything is fetched: ``url`` has a scheme (``https:``, ``http:``, ``ftp:``,
+    ``file:``) and a host; ``dest`` is a folder (or can be made one) that can be written. An
+    archive of the same name already in ``dest`` (an earlier download) is used; when it is not a
+    valid zip or does not match ``sha256`` it is left as it is and the error says so: mmalign deletes
+    only what it downloaded.
     """
+    archive_name = check_download_url(url)
     dest = resolve_data_dir(dest)
+    _check_dest(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    archive = dest / (PurePosixPath(urllib.request.urlparse(url).path).name or "xlsa17.zip")
+    archive = dest / archive_name
     expected = sha256 or KNOWN_SHA256.get(url)
-    if not archive.exists():
+    earlier = archive.exists() or archive.is_symlink()
+    if earlier and not archive.is_file():
+        raise DataError(f"{archive}: exists and is not a file (the download would be saved there); move it away")
+    if not earlier:
         _fetch(url, archive, timeout, progress, dest)
     if expected:
         found = sha256_file(archive)
         if found != expected.lower():
+            if earlier:
+                raise DataError(f"{archive}: sha256 {found} does not match the expected {expected}; it was there before "
+                                "this command (left unchanged): move it away to download again")
             archive.unlink()
             raise DataError(
                 f"{archive}: sha256 {found} does not match the expected {expected}; the download is "
                 f"corrupt or a different file (deleted it; run again, or fetch {url} by hand into {dest})"
             )
-    _unpack(archive, dest)
+    _unpack(archive, dest, delete_bad=not earlier)
     if not keep_archive:
         archive.unlink()
     return dest
+
+
+#: URL schemes a download may use (urllib's openers).
+DOWNLOAD_SCHEMES = ("https", "http", "ftp", "file")
+
+
+def check_download_url(url: str) -> str:
+    """The archive's file name in ``url`` (``xlsa17.zip`` when the path names none);
+    :class:`DataError` when ``url`` has no known scheme or no host."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme.lower() not in DOWNLOAD_SCHEMES:
+        what = f"scheme {parsed.scheme!r}" if parsed.scheme else "no scheme"
+        raise DataError(f"--url {url}: {what}; expected a URL starting with "
+                        f"{', '.join(s + '://' for s in DOWNLOAD_SCHEMES)}")
+    if parsed.scheme.lower() != "file" and not parsed.netloc:
+        raise DataError(f"--url {url}: no host; expected e.g. {XLSA17_URL}")
+    return PurePosixPath(urllib.parse.unquote(parsed.path)).name or "xlsa17.zip"
+
+
+def _check_dest(dest: Path) -> None:
+    """The data root must be a folder (or creatable) and writable: refused before any download."""
+    from ..outputs import check_output_dir
+
+    check_output_dir(dest, "--data-dir")
 
 
 def _fetch(url: str, archive: Path, timeout: float, progress: bool, dest: Path) -> None:
@@ -200,14 +239,17 @@ def _by_hand(url: str, dest: Path) -> str:
     )
 
 
-def _unpack(archive: Path, dest: Path) -> None:
-    """Extract the dataset folders of ``archive`` into ``dest``, dropping any leading path."""
+def _unpack(archive: Path, dest: Path, delete_bad: bool = True) -> None:
+    """Extract the dataset folders of ``archive`` into ``dest``, dropping any leading path; an
+    invalid archive is deleted when ``delete_bad`` (it was downloaded by this command). A member
+    whose place is taken by a folder (or by a file where a folder must go) is refused, naming it."""
     try:
         with zipfile.ZipFile(archive) as zf:
             prefix = next((m.group("prefix") for n in zf.namelist() if (m := _DATASET_FILES.match(n))), None)
             if prefix is None:
                 raise DataError(f"{archive}: holds no <DATASET>/res101.mat or att_splits.mat; not an xlsa17 archive")
             root = dest.resolve()
+            members = []  # every member checked before the first is written
             for info in zf.infolist():
                 if info.is_dir() or not info.filename.startswith(prefix):
                     continue
@@ -215,9 +257,22 @@ def _unpack(archive: Path, dest: Path) -> None:
                 target = (root / rel).resolve()
                 if ".." in rel.parts or rel.is_absolute() or root not in target.parents:
                     raise DataError(f"{archive}: member {info.filename!r} would unpack outside {dest}; refusing")
+                inside = [p for p in reversed(target.parents) if root in p.parents]  # folders to create
+                blocked = next((p for p in inside if p.exists() and not p.is_dir()), None)
+                if blocked is None and target.is_dir():
+                    blocked = target
+                if blocked is not None:
+                    kind = "a folder" if blocked.is_dir() else "a file"
+                    raise DataError(f"{archive}: cannot unpack {info.filename!r}: {blocked} is {kind} in the way; "
+                                    "move it away and run again (the archive is kept for that)")
+                members.append((info, target))
+            for info, target in members:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
     except (zipfile.BadZipFile, EOFError) as exc:
+        if not delete_bad:
+            raise DataError(f"{archive}: not a valid zip archive ({exc}); it was there before this command (left "
+                            "unchanged): move it away to download again") from None
         archive.unlink(missing_ok=True)
         raise DataError(f"{archive}: not a valid zip archive ({exc}); deleted it, run the download again") from None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import DataError, format_validation_error
 
@@ -64,6 +64,18 @@ class Confusion(_Strict):
     rows: list[str]
     columns: list[str]
     counts: list[list[int]]
+
+    @model_validator(mode="after")
+    def _check_table(self) -> "Confusion":
+        """One row of counts per row name, one count per column name, none negative."""
+        if len(self.counts) != len(self.rows):
+            raise ValueError(f"'counts' has {len(self.counts)} rows, expected one per row name ({len(self.rows)})")
+        for i, row in enumerate(self.counts):
+            if len(row) != len(self.columns):
+                raise ValueError(f"'counts[{i}]' has {len(row)} entries, expected one per column ({len(self.columns)})")
+            if any(c < 0 for c in row):
+                raise ValueError(f"'counts[{i}]' holds a negative count")
+        return self
 
 
 class ResultRecord(_Strict):

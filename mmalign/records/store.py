@@ -25,6 +25,7 @@ from filelock import FileLock, Timeout
 
 from ..atomic import write_json_atomic
 from ..errors import DataError, OutputError
+from ..lockfile import TidyLock, tidy_lock
 
 
 #: Seconds a writer waits for another writer's lock before giving up (default 600).
@@ -90,10 +91,11 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def results_lock(path: str | Path) -> FileLock:
-    """The lock every writer of ``path`` holds while it reads, changes and replaces the file."""
+def results_lock(path: str | Path) -> TidyLock | FileLock:
+    """The lock every writer of ``path`` holds while it reads, changes and replaces the file (its
+    lock file is removed again when it is released)."""
     path = Path(path)
-    return FileLock(str(path.parent / f".{path.name}.lock"), timeout=LOCK_TIMEOUT)
+    return tidy_lock(path.parent / f".{path.name}.lock", timeout=LOCK_TIMEOUT)
 
 
 def append_result(path: str | Path, record: dict[str, Any]) -> None:

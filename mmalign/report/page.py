@@ -7,6 +7,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Sequence
 
+#: The tag that marks a page as written by ``mmalign report`` (a later report may replace it).
+GENERATOR = '<meta name="generator" content="mmalign report">'
 STYLE = """body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
 img{max-width:100%;border:1px solid #ddd}figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:80%}table{border-collapse:collapse}
@@ -36,7 +38,7 @@ class Section:
 def render_page(title: str, facts: Sequence[tuple[str, str]], sections: Sequence[Section]) -> str:
     """The page: a facts table (which data, which commit), then each section."""
     e = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', GENERATOR, f"<title>{e(title)}</title>",
              f"<style>{STYLE}</style></head><body>", f"<h1>{e(title)}</h1>", _facts(facts)]
     for s in sections:
         parts.append(f"<h2>{e(s.title)}</h2>")

@@ -1,8 +1,8 @@
 """Sweeps: many benchmark runs from one file (:mod:`.spec`), run by workers with one writer of the
 results (:mod:`.execute`); ``mmalign sweep SWEEP.toml --out DIR``."""
 
-from .execute import InProcess, LocalPool, RayTasks, SweepReport, free_workers, run_one, run_sweep
+from .execute import InProcess, LocalPool, RayTasks, SweepReport, check_sweep_output, free_workers, run_one, run_sweep
 from .spec import RUN_KEYS, Sweep, SweepRun, build_request, parse_sweep, read_sweep
 
 __all__ = ["InProcess", "LocalPool", "RUN_KEYS", "RayTasks", "Sweep", "SweepReport", "SweepRun", "build_request",
-           "free_workers", "parse_sweep", "read_sweep", "run_one", "run_sweep"]
+           "check_sweep_output", "free_workers", "parse_sweep", "read_sweep", "run_one", "run_sweep"]

@@ -12,9 +12,13 @@ tqdm's estimate of the time left.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
+import math
 import multiprocessing
 import os
+import re
 import shutil
+import socket
 import sys
 import time
 import warnings
@@ -23,13 +27,48 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import write_json_atomic
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
+from ..outputs import check_output_dir
 from ..records.files import load_records, write_record
 from ..records.schema import ResultRecord, dump_record
 from ..records.tables import results_table
 from .spec import Sweep, SweepRun, build_request
 
 SCRATCH = ".sweep-scratch"
+FAILURES = "failures.json"
+#: A scratch folder of one attempt: ``<run id>-<attempt>``.
+_SCRATCH_ENTRY = re.compile(r"[0-9a-f]{16}-[0-9]+")
+#: Seconds to wait for a Ray cluster at ``--ray ADDRESS`` to answer (default 10).
+RAY_CONNECT_TIMEOUT = 10.0
+
+
+def check_sweep_output(out: str | Path) -> Path:
+    """Refuse, before anything runs, an ``out`` that cannot take the sweep or holds files mmalign did
+    not write where the sweep writes or removes: a ``failures.json`` that is not a sweep's list of
+    failures, a ``.sweep-scratch`` that holds anything but run folders (both would be replaced or
+    deleted). ``results.json`` is checked by :func:`mmalign.records.load_records`."""
+    out = check_output_dir(out, "--out", writes=("results.json", FAILURES))
+    failures = out / FAILURES
+    if failures.exists() or failures.is_symlink():
+        try:
+            rows = json.loads(failures.read_text())
+        except (OSError, ValueError):
+            rows = None
+        ours = isinstance(rows, list) and all(isinstance(r, dict) and {"run", "params", "error"} <= set(r) for r in rows)
+        if not ours or failures.is_symlink():
+            raise OutputError(f"--out {out}: {FAILURES} there was not written by a sweep (a sweep replaces and removes "
+                              "it); move it away or choose another --out")
+    scratch = out / SCRATCH
+    if scratch.is_symlink() or (scratch.exists() and not scratch.is_dir()):
+        raise OutputError(f"--out {out}: {SCRATCH} there is not a folder a sweep made (a sweep deletes it); move it "
+                          "away or choose another --out")
+    if scratch.is_dir():
+        foreign = [p.name for p in scratch.iterdir()
+                   if not (_SCRATCH_ENTRY.fullmatch(p.name) and p.is_dir() and not p.is_symlink())]
+        if foreign:
+            raise OutputError(f"--out {out}: {SCRATCH} holds {foreign[0]!r}, which a sweep did not write (it deletes "
+                              "that folder); move it away or choose another --out")
+    return out
 
 
 def run_one(params: dict[str, Any], scratch: str, threads: int | None = None) -> dict[str, list]:
@@ -51,6 +90,13 @@ def run_one(params: dict[str, Any], scratch: str, threads: int | None = None) ->
     return {"records": [dump_record(r) for r in records], "warnings": [str(w.message) for w in caught]}
 
 
+def check_threads(threads: int | None) -> int | None:
+    """``threads`` per run (``None``: the default), refused below 1 before any run starts."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"--threads must be at least 1, got {threads!r}")
+    return threads
+
+
 def free_workers() -> int:
     """The CPU cores this process may use (the default pool size)."""
     try:
@@ -63,7 +109,7 @@ class InProcess:
     """Runs each run in the driver itself, one after the other (when the driver waits for one)."""
 
     def __init__(self, threads: int | None) -> None:
-        self.threads = threads
+        self.threads = check_threads(threads)
         self.submitted = 0
 
     def submit(self, params: dict[str, Any], scratch: str) -> Any:
@@ -113,14 +159,25 @@ class RayTasks:
 
     def __init__(self, address: str | None, num_cpus: float, num_gpus: float, threads: int | None,
                  local_cpus: int | None = None) -> None:
+        check_threads(threads)
+        if not math.isfinite(num_cpus) or num_cpus <= 0:
+            raise ConfigError(f"--cpus-per-run must be a finite number greater than 0, got {num_cpus!r}")
+        if not math.isfinite(num_gpus) or num_gpus < 0:
+            raise ConfigError(f"--gpus-per-run must be a finite number, 0 or more, got {num_gpus!r}")
         try:
             import ray
         except ImportError:
             raise ConfigError("--ray needs Ray: pip install 'mmalign[ray]'") from None
         self.ray = ray
         if not ray.is_initialized():
+            if address:
+                probe_ray_address(address)
             kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": local_cpus}
-            ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                raise ConfigError(f"--ray {address or '(local)'}: Ray did not start or connect: {first}") from None
         self.remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(run_one)
         self.threads = threads
 
@@ -139,6 +196,23 @@ class RayTasks:
 
     def close(self) -> None:
         pass
+
+
+def probe_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
+    """Refuse ``--ray ADDRESS`` (``host:port`` or ``ray://host:port``; ``auto`` is left to Ray) when
+    nothing accepts a connection there within ``timeout`` seconds: Ray itself retries for ever."""
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--ray {address}: expected HOST:PORT or ray://HOST:PORT (e.g. 10.0.0.5:6379), or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ConfigError(f"--ray {address}: no Ray cluster answers there ({reason} within {timeout:g} s); start "
+                          "one with 'ray start --head' or check the address") from None
 
 
 @dataclass
@@ -179,7 +253,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor, resume: bool = False, pro
         warn: where the workers' warnings go, each distinct message once (default: a
             `mmalign: warning:` line on stderr).
     """
-    out = Path(out)
+    out = check_sweep_output(out)
     results = out / "results.json"
     existing = load_records(results)
     done = {r.details["sweep"].get("run") for r in existing if isinstance(r.details.get("sweep"), dict)}
@@ -224,7 +298,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor, resume: bool = False, pro
                         continue
                     report.failures.append({"run": run.id, "params": run.params, "attempts": attempts[run.id],
                                             "error": _error_text(exc)})
-                    write_json_atomic(out / "failures.json", report.failures)
+                    write_json_atomic(out / FAILURES, report.failures)
                 else:
                     for message in returned["warnings"]:
                         if message not in warned:
@@ -246,7 +320,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor, resume: bool = False, pro
         executor.close()
         shutil.rmtree(scratch_root, ignore_errors=True)
     if not report.failures:
-        (out / "failures.json").unlink(missing_ok=True)  # from an earlier attempt, now all done
+        (out / FAILURES).unlink(missing_ok=True)  # from an earlier attempt (checked to be a sweep's), now all done
     report.seconds = time.perf_counter() - started
     ids = {run.id for run in sweep.runs}
     mine = [r for r in load_records(results) if isinstance(r.details.get("sweep"), dict)

@@ -22,6 +22,11 @@ Keys are the run keys of :data:`RUN_KEYS` (one benchmark run: data set, setting,
 ...) and any aligner config value as ``aligner.<dotted path>``. Distributions: ``uniform``,
 ``loguniform`` (``[low, high]``), ``randint`` (``[low, high]`` inclusive), ``choice`` (a list).
 Without ``[grid]`` and ``[random]`` the sweep is the single run of ``[fixed]``.
+
+Every bound is a finite number (``randint``'s are integers within int64), a ``uniform`` range must
+fit in a float, and a sweep names at most :data:`MAX_RUNS` runs (grid points times ``samples``),
+counted before anything is drawn or expanded. A ``dataset`` that is no card name must be an
+existing folder.
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ RUN_KEYS: dict[str, Any] = {
 }
 CARD_NAMES = ("CUB", "SUN", "AWA1", "AWA2", "APY", "FLO")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
+#: Most runs one sweep may name (grid points times random samples; default 10,000): more is a typo
+#: or a sweep that would never finish, and is refused before anything is expanded.
+MAX_RUNS = 10_000
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -86,16 +95,30 @@ def _draw(where: str, spec: Any, rng: np.random.Generator) -> Any:
         if not isinstance(arg, list) or not arg:
             raise ConfigError(f"{where}: 'choice' needs a non-empty list, got {arg!r}")
         return arg[int(rng.integers(len(arg)))]
-    if not (isinstance(arg, list) and len(arg) == 2 and all(isinstance(v, (int, float)) for v in arg) and arg[0] <= arg[1]):
-        raise ConfigError(f"{where}: {kind!r} needs [low, high] numbers with low <= high, got {arg!r}")
-    lo, hi = arg
+    lo, hi = _bounds(where, kind, arg)
     if kind == "uniform":
         return float(rng.uniform(lo, hi))
     if kind == "randint":
-        return int(rng.integers(int(lo), int(hi) + 1))
-    if lo <= 0:
-        raise ConfigError(f"{where}: 'loguniform' needs low > 0, got {arg!r}")
+        return int(rng.integers(lo, hi, endpoint=True))
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def _bounds(where: str, kind: str, arg: Any) -> tuple[Any, Any]:
+    """``[low, high]`` of a distribution, checked: finite numbers with low <= high; integers within
+    int64 for ``randint``; a difference that fits in a float for ``uniform``; low > 0 for ``loguniform``."""
+    numbers = isinstance(arg, list) and len(arg) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in arg)
+    if not numbers or not all(math.isfinite(v) for v in arg) or not arg[0] <= arg[1]:
+        raise ConfigError(f"{where}: {kind!r} needs [low, high], finite numbers with low <= high, got {arg!r}")
+    lo, hi = arg
+    if kind == "randint":
+        if not all(isinstance(v, int) for v in arg) or lo < _INT64[0] or hi >= _INT64[1]:
+            raise ConfigError(f"{where}: 'randint' needs integer bounds between -2^63 and 2^63 - 2, got {arg!r}")
+    elif kind == "uniform" and not math.isfinite(float(hi) - float(lo)):
+        raise ConfigError(f"{where}: 'uniform' range {arg!r} is wider than a float can hold; narrow it")
+    elif kind == "loguniform" and lo <= 0:
+        raise ConfigError(f"{where}: 'loguniform' needs low > 0, got {arg!r}")
+    return lo, hi
 
 
 def _nested(params: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +143,9 @@ def build_request(params: dict[str, Any], out: Path) -> BenchmarkRequest:
         raise ConfigError(f"key 'dataset': expected a data set name ({', '.join(CARD_NAMES)}) or a folder, got {v['dataset']!r}")
     named = v["dataset"].upper() in CARD_NAMES
     dataset = v["dataset"].upper() if named else str(Path(v["dataset"]).expanduser().resolve())
+    if not named and not Path(dataset).is_dir():
+        raise ConfigError(f"key 'dataset': {v['dataset']!r} is neither a data set card ({', '.join(CARD_NAMES)}) "
+                          "nor an existing folder")
     for key, kind in (("shots", int), ("seed", int), ("max_classifier_epochs", int), ("synthetic_seed", int)):
         if not isinstance(v[key], kind) or isinstance(v[key], bool) or v[key] < 0:
             raise ConfigError(f"key {key!r}: expected a non-negative integer, got {v[key]!r}")
@@ -187,6 +213,8 @@ def parse_sweep(raw: dict[str, Any], source: str) -> Sweep:
     samples, rand_seed = rand.pop("samples", 1 if rand else 0), rand.pop("seed", 0)
     if rand and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
         raise ConfigError(f"{source}: key 'random.samples': expected a positive integer, got {samples!r}")
+    if not isinstance(rand_seed, int) or isinstance(rand_seed, bool) or not 0 <= rand_seed < 2**63:
+        raise ConfigError(f"{source}: key 'random.seed': expected an integer from 0 to 2^63 - 1, got {rand_seed!r}")
     origin: dict[str, str] = {}
     for name, table in (("fixed", fixed), ("grid", grid), ("random", rand)):
         for key in table:
@@ -197,6 +225,11 @@ def parse_sweep(raw: dict[str, Any], source: str) -> Sweep:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: key 'grid.{key}': expected a non-empty list of values, got {values!r}")
+    count = math.prod(len(values) for values in grid.values()) * (samples if rand else 1)
+    if count > MAX_RUNS:
+        sizes = " x ".join([*(str(len(v)) for v in grid.values()), *([f"{samples} samples"] if rand else [])])
+        raise ConfigError(f"{source}: the sweep names {count:,} runs ({sizes}); at most {MAX_RUNS:,} are allowed: "
+                          "shrink [grid] or 'random.samples', or split it into several sweeps")
     rng = np.random.default_rng(rand_seed)
     draws = [{k: _draw(f"{source}: key 'random.{k}'", spec, rng) for k, spec in rand.items()} for _ in range(samples)] or [{}]
     runs, seen = [], set()

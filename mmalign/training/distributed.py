@@ -17,15 +17,17 @@ the ``contrastive`` InfoNCE) cannot be split across ranks and are refused while 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from ..schedule import LossWeights
 from .steps import PlainStep, Terms
 
@@ -57,21 +59,122 @@ def current() -> DistributedContext | None:
                               int(os.environ.get("LOCAL_RANK", 0)))
 
 
+@dataclass(frozen=True)
+class LaunchEnv:
+    """The process group ``torchrun`` describes in the environment, checked (:func:`check_env`)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    master_addr: str
+    master_port: int
+    timeout: float
+
+
+def _env_int(name: str, default: str | None, low: int, high: int | None = None) -> int:
+    raw = os.environ.get(name, default)
+    if raw is None:
+        raise ConfigError(f"torchrun environment: {name} is not set; launch with torchrun (which sets RANK, "
+                          "WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT) or set all of them")
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise ConfigError(f"torchrun environment: {name}={raw!r}: expected an integer {span}")
+    return value
+
+
+def check_env() -> LaunchEnv | None:
+    """Check the launch environment before anything joins a group (a bad value would hang in the
+    rendezvous or fall back silently to one process); ``None`` when not launched by ``torchrun``
+    (no ``WORLD_SIZE``, or 1). Raises :class:`ConfigError` naming the variable and what was expected.
+    ``MMALIGN_RENDEZVOUS_TIMEOUT`` (seconds, default :data:`RENDEZVOUS_TIMEOUT`) bounds the wait for
+    the other ranks."""
+    if not os.environ.get("WORLD_SIZE", "").strip():
+        return None
+    world = _env_int("WORLD_SIZE", None, 1)
+    if world == 1:
+        return None
+    rank = _env_int("RANK", None, 0, world - 1)
+    local = _env_int("LOCAL_RANK", "0", 0, world - 1)
+    addr = os.environ.get("MASTER_ADDR", "").strip()
+    if not addr:
+        raise ConfigError("torchrun environment: MASTER_ADDR is not set; it names the host of rank 0 (e.g. 127.0.0.1)")
+    port = _env_int("MASTER_PORT", None, 1, 65535)
+    raw = os.environ.get(TIMEOUT_ENV, str(RENDEZVOUS_TIMEOUT))
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = float("nan")
+    if not (timeout > 0 and timeout != float("inf")):
+        raise ConfigError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return LaunchEnv(rank, world, local, addr, port, timeout)
+
+
+#: Seconds every rank waits for the others to join (default 300; ``MMALIGN_RENDEZVOUS_TIMEOUT``).
+RENDEZVOUS_TIMEOUT = 300.0
+TIMEOUT_ENV = "MMALIGN_RENDEZVOUS_TIMEOUT"
+
+
 def init_from_env(device: str = "auto") -> DistributedContext | None:
     """Join the process group ``torchrun`` describes in the environment (``RANK``, ``WORLD_SIZE``,
-    ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); ``None`` when not launched by it (no
-    ``WORLD_SIZE``, or 1). Backend ``nccl`` on CUDA (each rank on ``cuda:LOCAL_RANK``), ``gloo`` on
-    the CPU. ``device``: the run's device setting (``auto``, ``cpu``, ``cuda``)."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world < 2:
+    ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``, checked first by :func:`check_env`); ``None``
+    when not launched by it (no ``WORLD_SIZE``, or 1). Backend ``nccl`` on CUDA (each rank on
+    ``cuda:LOCAL_RANK``), ``gloo`` on the CPU. ``device``: the run's device setting (``auto``,
+    ``cpu``, ``cuda``). Ranks that do not all join within the rendezvous timeout end in a
+    :class:`~mmalign.errors.TrainingError`."""
+    launch = check_env()
+    if launch is None:
         return None
     if dist.is_initialized():
         return current()
     cuda = torch.cuda.is_available() and device != "cpu"
     if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
+        if launch.local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"torchrun environment: LOCAL_RANK={launch.local_rank}, but this host has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+        torch.cuda.set_device(launch.local_rank)
+    with _native_stderr() as replay:
+        try:
+            dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=timedelta(seconds=launch.timeout))
+        except (RuntimeError, TimeoutError, ValueError, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise TrainingError(f"torchrun rendezvous at {launch.master_addr}:{launch.master_port} failed for rank "
+                                f"{launch.rank} of {launch.world_size} (waited at most {launch.timeout:g} s, "
+                                f"{TIMEOUT_ENV}): {first}") from None
+        replay.append(True)  # joined: what c10d printed meanwhile is shown after all
     return current()
+
+
+@contextlib.contextmanager
+def _native_stderr():
+    """Hold back what the C++ side (c10d's retries, with its stack frames) writes to file descriptor
+    2 during the rendezvous: shown when the rendezvous succeeds (the body appends to the yielded
+    list) or with ``MMALIGN_DEBUG``, dropped when it fails, whose one-line error says it all."""
+    import sys
+    import tempfile
+
+    replay: list[bool] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded): nothing to hold back
+        yield replay
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield replay
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if replay or os.environ.get("MMALIGN_DEBUG"):
+                held.seek(0)
+                text = held.read()
+                if text:
+                    os.write(2, text)
 
 
 def shutdown() -> None:
