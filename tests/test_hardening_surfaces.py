@@ -157,7 +157,7 @@ def test_report_of_records_it_cannot_draw_skips_them_with_a_note(tmp_path, capsy
     page = (out / "index.html").read_text()
     assert "Per-class accuracy: not drawn, the records&#x27; per-class tables are empty." in page
     assert "Confusion of the worst classes: not drawn" not in page or "empty" in page
-    assert "Runs side by side: not drawn" in page and "KeyError" in page
+    assert "Total training loss: not drawn" in page and "KeyError" in page  # the side-by-side loss figure
     assert (out / "empty-paper.png").is_file() and not (out / "empty-per-class.png").exists()
     # the page is mmalign's: a second report into the same folder replaces it
     assert main(["report", str(empty), "--out", str(out)]) == 0
@@ -260,7 +260,7 @@ def test_train_rescues_the_training_state_when_it_cannot_be_written_mid_fit(tmp_
 # -- the results lock ----------------------------------------------------------------------------------
 
 def test_results_lock_file_is_removed_after_each_write(tmp_path):
-    from mmalign.results import append_result, results_lock
+    from mmalign.records.store import append_result, results_lock
 
     path = tmp_path / "results.json"
     append_result(path, malformed.PRIOR_RESULTS[0])
