@@ -39,6 +39,7 @@ BUILTIN_PLUGINS = (
     "mmalign_plugins.text",
     "mmalign_plugins.cada_losses",
     "mmalign_plugins.contrastive",
+    "mmalign_plugins.joint",
 )
 ENV_ALLOW = "MMALIGN_PLUGINS"
 ENV_TRACE = "MMALIGN_TRACE_PLUGINS"

@@ -12,7 +12,7 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -65,6 +65,8 @@ class RecipeModel(_Strict):
     latent_size: int
     reduction: Literal["sum", "mean"]
     hidden: dict[str, tuple[int, int]]
+    #: how a family's terms over its modality tuples add up (sum: CADA-VAE; see mmalign.engine.TUPLE_SCALINGS)
+    tuple_scaling: Literal["sum", "mean", "pair"] = "sum"
 
 
 class RecipeTraining(_Strict):
@@ -100,6 +102,16 @@ class RecipeClassifier(_Strict):
         return getattr(table, "gzsl" if setting == "gzsl" else "zsl")[self.shots.index(shots)]
 
 
+class RecipeRetrieval(_Strict):
+    """Settings of a class-level retrieval benchmark (``mmalign benchmark cub-text``) run with this
+    recipe: epochs, the (encoder, decoder) hidden sizes of every modality, and copies of each seen
+    class per epoch."""
+
+    epochs: int
+    hidden: tuple[int, int]
+    class_repeats: int = 15
+
+
 class Recipe(_Strict):
     name: str
     source: str
@@ -107,6 +119,12 @@ class Recipe(_Strict):
     model: RecipeModel
     training: RecipeTraining
     classifier: RecipeClassifier
+    #: loss family -> its options (e.g. the contrastive temperature); none by default
+    loss_options: dict[str, dict[str, Any]] = {}
+    #: modality kind -> options applied like ``model.hidden`` (an option the user set wins); none by default
+    modality_options: dict[str, dict[str, Any]] = {}
+    #: cub-text's settings with this recipe (None: 50 epochs, hidden (512, 512), 15 class repeats)
+    retrieval: RecipeRetrieval | None = None
 
 
 class ReferenceResult(_Strict):
