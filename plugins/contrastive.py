@@ -8,7 +8,7 @@ Options (``loss_options.contrastive`` in a config or recipe):
 * ``positives`` (default ``"row"``): ``"row"``, every other row of the batch is a negative;
   ``"class"``, rows of the same class are not negatives of each other (class-level alignment:
   two rows are of one class when their per-class modality rows are identical, e.g. two copies of a
-  class's attributes), so repeated classes in a batch do not push apart.
+  class's attributes; :func:`same_class`), so repeated classes in a batch do not push apart.
 
 Registered through the ``register_losses`` hook exactly as a third-party plugin would. Its weight is
 0 in the CADA-VAE recipe, so CADA results are untouched; turn it on with, for example,
@@ -33,6 +33,16 @@ def same_rows(x: torch.Tensor) -> torch.Tensor:
     return (x[..., :, None, :] == x[..., None, :, :]).all(dim=-1)
 
 
+def same_class(inputs: TermInputs, a: str, b: str) -> torch.Tensor:
+    """``(S, B, B)``: rows of one class. A per-class modality's rows are equal exactly when the
+    classes are (the narrowest such modality of the pair is compared); with two per-sample
+    modalities, rows count as one class when they are equal in either."""
+    per_class = [n for n in (a, b) if getattr(inputs.modalities[n], "granularity", "sample") == "class"]
+    if per_class:
+        return same_rows(inputs.x[min(per_class, key=lambda n: inputs.x[n].shape[-1])])
+    return same_rows(inputs.x[a]) | same_rows(inputs.x[b])
+
+
 def contrastive(inputs: TermInputs, a: str, b: str):
     (mu_a, _), (mu_b, _) = inputs.posterior(a), inputs.posterior(b)
     temperature = float(inputs.option("contrastive", "temperature", TEMPERATURE))
@@ -42,7 +52,7 @@ def contrastive(inputs: TermInputs, a: str, b: str):
                           f"{POSITIVES}, got {temperature}, {positives!r}")
     shared = None
     if positives == "class":
-        shared = same_rows(inputs.x[a]) | same_rows(inputs.x[b])
+        shared = same_class(inputs, a, b)
     return info_nce(mu_a, mu_b, temperature, inputs.mask(a, b), shared=shared)
 
 
