@@ -162,3 +162,24 @@ def test_cub_text_benchmark_rejects_bad_arguments():
         run_cub_text(modalities=("att",))
     with pytest.raises(ConfigError, match="text_mode"):
         run_cub_text(text_mode="words")
+
+
+def test_cub_text_cv_score_fits_on_seen_training_folds_and_scores_held_out_classes():
+    from mmalign.retrieval.select import cv_score
+
+    seen = np.arange(10, 30)
+    fitted = []
+
+    class Perfect:
+        def fit(self, data, progress=True):
+            data.validate()
+            fitted.append(set(np.unique(data.labels[data.split("trainval")]).tolist()))
+
+        def retrieve(self, a, queries, b, gallery, k=None):
+            order = np.tile(np.arange(len(gallery)), (len(queries), 1))
+            return order, np.where(order == np.arange(len(queries))[:, None], 1.0, 0.0)
+
+    arrays = {"x": np.random.default_rng(0).random((40, 3)), "y": np.random.default_rng(1).random((40, 2))}
+    result = cv_score(lambda c: Perfect(), {}, arrays, ["x", "y"], seen, [str(i) for i in range(40)], folds=4)
+    assert result["mrr"] == 1.0 and len(result["per_fold"]) == 4
+    assert all(f < set(seen.tolist()) and len(f) == 15 for f in fitted)  # never an unseen class, one fold held out

@@ -28,9 +28,10 @@ def class_data(arrays: dict[str, np.ndarray], names: Sequence[str], train: np.nd
     """An :class:`~mmalign.data.AlignmentData` whose ``trainval`` repeats the ``train`` classes."""
     from ..data import AlignmentData
 
-    labels = np.concatenate([np.repeat(train, class_repeats), held])
+    labels = np.concatenate([np.repeat(train, class_repeats), train, held])
     n = train.size * class_repeats
-    splits = {"trainval": np.arange(n), "test_seen": np.arange(n, labels.size), "test_unseen": np.arange(n, labels.size)}
+    splits = {"trainval": np.arange(n), "test_seen": np.arange(n, n + train.size),
+              "test_unseen": np.arange(n + train.size, labels.size)}
     return AlignmentData(labels, list(class_names), {}, {k: arrays[k] for k in names}, splits, name="cub-text-cv")
 
 
