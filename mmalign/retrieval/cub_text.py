@@ -44,7 +44,7 @@ MODALITIES = ("att", "sent", "wiki", "w2v")
 DEFAULT_MODALITIES = ("att", "sent", "wiki")
 #: The recipe ``mmalign benchmark cub-text`` runs when none is named (the best measured one,
 #: benchmarks/CUB_TEXT.md); the paper benchmarks keep ``cada_vae``.
-DEFAULT_RECIPE = "cub_text_contrastive"
+DEFAULT_RECIPE = "cub_text_mopoe"
 #: cub-text's settings with a recipe that has no ``[retrieval]`` table (e.g. ``cada_vae``).
 LEGACY_SETTINGS = {"epochs": 50, "hidden": (512, 512), "class_repeats": 15}
 
