@@ -83,6 +83,15 @@ def apply_recipe_sizes(modality: Modality, recipe: Recipe | None) -> Modality:
         hidden = recipe.hidden_for(modality.kind)
         if hidden is not None:
             modality.options = options.model_copy(update={"hidden": hidden})
+    extra = recipe.modality_options.get(modality.kind, {}) if recipe is not None else {}
+    if extra:  # the recipe's other options for this kind, under the ones the user set
+        given = modality.options.model_dump(exclude_unset=True)
+        try:
+            validated = type(modality.options).model_validate({**modality.options.model_dump(), **extra, **given})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(f"recipe {recipe.name!r}: modality_options.{modality.kind}",
+                                                      exc)) from None
+        modality.options = validated
     return modality
 
 
@@ -156,7 +165,8 @@ class Aligner:
         self.recipe: Recipe | None = None if recipe is None else load_recipe(recipe)
         self.config = make_config(config, self.recipe)
         self.modalities: dict[str, Modality] = {m.name: apply_recipe_sizes(m, self.recipe) for m in built}
-        self.loss_terms = list(self.catalog.losses.values())
+        named = set(self.config.training.warmup) | set(self.config.loss_options)
+        self.loss_terms = [t for t in self.catalog.losses.values() if not t.optional or t.family in named]
         self.schedule()  # an unknown loss family fails here, not after data loading
         # sizes no machine could train are a config error now, not an allocator error in fit()
         # (input dimensions are unknown until the data comes: counted as 1, a lower bound)
@@ -207,6 +217,7 @@ class Aligner:
             model = AlignedVAE(
                 self.modalities, self.dims, self.config.latent_size, self.config.reparameterization,
                 self.config.reduction, self.config.pair_weights, self.loss_terms,
+                self.config.tuple_scaling, self.config.loss_options,
             )
         self.model = model.to(self.device)
         return self.model
@@ -327,9 +338,12 @@ class Aligner:
 
             extra.append(Checkpointer(checkpoint_every, self.config.training.epochs, save, prior))
         self.warn_short_warmup()  # once everything is checked: a failing command prints its error alone
-        history = train(model, tensors, self.config.training, generator, optimizer, start_epoch=start,
-                        progress=progress and (group is None or group.primary), callbacks=[*extra, *callbacks],
-                        distributed=group)
+        # torch's global generator, seeded too: only networks that draw in their forward (input dropout) use it
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.config.seed + start)
+            history = train(model, tensors, self.config.training, generator, optimizer, start_epoch=start,
+                            progress=progress and (group is None or group.primary), callbacks=[*extra, *callbacks],
+                            distributed=group)
         self.history = prior + history
         return self.history
 
@@ -387,11 +401,17 @@ class Aligner:
         return self.model
 
     @torch.no_grad()
-    def encode(self, name: str, rows: np.ndarray | torch.Tensor, batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, name: str | Sequence[str], rows: Any, batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior ``(mu, logvar)`` of raw rows of modality ``name`` (normalised as in training).
 
         ``rows`` is ``(n, dim)``, numpy or torch. Returns two **torch** tensors ``(n, latent_size)``
-        on the aligner's device; :meth:`embed` returns the means in the type given."""
+        on the aligner's device; :meth:`embed` returns the means in the type given.
+
+        A subset of modalities encodes too: ``name`` a list or tuple of modality names and ``rows``
+        a mapping name -> rows (the same ``n`` each) give the product of their posteriors with the
+        prior ``N(0, I)`` (:func:`mmalign.posterior.product_of_experts`, MVAE's joint posterior)."""
+        if not isinstance(name, str):
+            return self._encode_subset(name, rows, batch_size)
         model = self._require_model()
         if name not in self.modalities:
             raise ConfigError(f"unknown modality {name!r}; this aligner has {self.names}")
@@ -402,6 +422,20 @@ class Aligner:
         x = self.normalisers[name](x.to(self.device, torch.float32))
         mus, logvars = zip(*(model.encode(name, chunk) for chunk in x.split(batch_size)))
         return torch.cat(mus), torch.cat(logvars)
+
+    def _encode_subset(self, names: Sequence[str], rows: Any, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from .posterior import product_of_experts
+
+        names = list(names)
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(f"a subset of modalities needs distinct names, got {names}")
+        if not isinstance(rows, dict) or set(rows) != set(names):
+            raise DataError(f"encoding the subset {names} needs a dict of rows keyed by exactly those names, got "
+                            f"{sorted(rows) if isinstance(rows, dict) else type(rows).__name__}")
+        counts = {n: len(rows[n]) for n in names}
+        if len(set(counts.values())) != 1:
+            raise DataError(f"every modality of a subset needs the same number of rows, got {counts}")
+        return product_of_experts([self.encode(n, rows[n], batch_size) for n in names])
 
     def sample_latents(self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Reparameterised samples in the configured mode."""
@@ -512,33 +546,38 @@ class Aligner:
 
     # -- the aligned latent space --------------------------------------------------------------
 
-    def embed(self, name: str, x: np.ndarray | torch.Tensor, batch_size: int = 8192) -> np.ndarray | torch.Tensor:
+    def embed(self, name: str | Sequence[str], x: Any, batch_size: int = 8192) -> np.ndarray | torch.Tensor:
         """Posterior means of raw rows ``x`` ``(n, dim)`` of modality ``name``: ``(n, latent_size)``.
 
         numpy in, numpy (float32) out; torch in, torch out on ``x``'s device. Rows of every
-        modality land in the same latent space, so embeddings of different modalities compare."""
+        modality land in the same latent space, so embeddings of different modalities compare.
+        A subset embeds as its joint posterior's mean: ``name`` a list of names and ``x`` a dict
+        name -> rows (see :meth:`encode`)."""
         mu, _ = self.encode(name, x, batch_size)
-        return mu.to(x.device) if isinstance(x, torch.Tensor) else mu.cpu().numpy()
+        like = _first_rows(x)
+        return mu.to(like.device) if isinstance(like, torch.Tensor) else mu.cpu().numpy()
 
     @torch.no_grad()
-    def translate(self, source: str, target: str, x: np.ndarray | torch.Tensor,
+    def translate(self, source: str | Sequence[str], target: str, x: Any,
                   batch_size: int = 8192) -> np.ndarray | torch.Tensor:
         """Rows ``x`` of modality ``source`` rendered as modality ``target``: encode (posterior
         means), decode with ``target``'s decoder, undo ``target``'s normaliser (``minmax``; an
         ``l2`` normaliser leaves unit-norm rows). Returns ``(n, dims[target])``, numpy or torch as
-        given (torch on ``x``'s device)."""
+        given (torch on ``x``'s device). ``source`` may be a subset (a list of names, ``x`` a dict
+        name -> rows): it decodes from the subset's joint posterior."""
         model = self._require_model()
         if target not in self.modalities:
             raise ConfigError(f"unknown modality {target!r}; this aligner has {self.names}")
         mu, _ = self.encode(source, x, batch_size)
         model.eval()
         out = torch.cat([self.normalisers[target].inverse(model.decoders[target](chunk)) for chunk in mu.split(batch_size)])
-        return out.to(x.device) if isinstance(x, torch.Tensor) else out.cpu().numpy()
+        like = _first_rows(x)
+        return out.to(like.device) if isinstance(like, torch.Tensor) else out.cpu().numpy()
 
     @torch.no_grad()
     def retrieve(
-        self, query_modality: str, queries: np.ndarray | torch.Tensor, gallery_modality: str,
-        gallery: np.ndarray | torch.Tensor, k: int | None = 10,
+        self, query_modality: str | Sequence[str], queries: Any, gallery_modality: str | Sequence[str],
+        gallery: Any, k: int | None = 10,
     ) -> tuple[np.ndarray, np.ndarray] | tuple[torch.Tensor, torch.Tensor]:
         """Cross-modal retrieval in the aligned space: for each query row, the ``k`` most similar
         gallery rows (cosine between posterior means, computed in float64).
@@ -549,6 +588,9 @@ class Aligner:
             gallery_modality: the modality searched.
             gallery: raw rows of ``gallery_modality``, ``(G, d_g)``.
             k: results per query (default 10; None: the whole gallery ranked). At most ``G``.
+
+        Either side may be a subset of modalities (a list of names with a dict name -> rows), which
+        is embedded as its joint posterior (:meth:`encode`).
 
         Returns:
             ``(indices, scores)``, each ``(Q, k)``: gallery row numbers from best to worst and
@@ -563,13 +605,25 @@ class Aligner:
         sim = _unit_rows(q.double()) @ _unit_rows(g.double().to(q.device)).T
         scores, indices = torch.sort(sim, dim=1, descending=True, stable=True)
         indices, scores = indices[:, :k], scores[:, :k]
-        if isinstance(queries, torch.Tensor):
+        if isinstance(_first_rows(queries), torch.Tensor):
             return indices, scores
         return indices.cpu().numpy(), scores.cpu().numpy()
 
 
-def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+def _as_tensor(x: Any) -> Any:
+    """Rows as a tensor; a dict of rows (a subset's) as a dict of tensors."""
+    if isinstance(x, dict):
+        return {k: _as_tensor(v) for k, v in x.items()}
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
+
+
+def _first_rows(x: Any) -> Any:
+    """The rows that decide the output type: ``x``, or a subset's first modality's rows."""
+    if isinstance(x, dict):
+        if not x:
+            raise DataError("a subset of modalities needs rows of at least one modality")
+        return next(iter(x.values()))
+    return x
 
 
 def _unit_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -137,6 +137,13 @@ class AlignerConfig(_Strict):
     pair_weights: dict[str, NonNegativeFloat] = Field(
         default_factory=dict, description="Optional extra weight per term name, e.g. {'cross/att->img': 0.5}."
     )
+    tuple_scaling: Literal["sum", "mean", "pair"] = Field(
+        "sum", description="How a loss family's terms over its modality tuples add up: sum (CADA-VAE; a family "
+                           "grows with the tuples), mean (the mean over its tuples) or pair (scaled to its tuple "
+                           "count at M = 2: equal to sum for two modalities).")
+    loss_options: dict[str, dict[str, float | int | str | bool]] = Field(
+        default_factory=dict, description="Loss family -> its options, e.g. {'contrastive': {'temperature': 0.05}} "
+                                          "(each family declares the options it takes).")
     seed: int = Field(0, ge=0, lt=2**63, description="Drives every random choice: init, batches, noise.")
     device: str = Field("auto", description="'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'.")
     training: TrainConfig = Field(description="Optimisation (see TrainConfig).")

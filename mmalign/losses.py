@@ -75,13 +75,16 @@ def wasserstein2(mu_a: torch.Tensor, logvar_a: torch.Tensor, mu_b: torch.Tensor,
     return torch.sqrt((mu_a - mu_b).pow(2).sum(dim=-1) + (sigma_a - sigma_b).pow(2).sum(dim=-1))
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, valid: torch.Tensor | None = None) -> torch.Tensor:
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, valid: torch.Tensor | None = None,
+             shared: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE per sample for ``(..., B, k)`` embeddings whose row ``i`` of ``a`` and of
     ``b`` describe the same sample (the positive pair); every other row of the batch is a negative.
 
     Cosine similarity over ``temperature``; per sample ``(CE(a_i -> b) + CE(b_i -> a)) / 2``.
     ``valid`` (``(..., B)``, 1 = present) keeps rows without both modalities out of everyone's
-    negatives; their own values are finite and meant to be masked by the caller.
+    negatives; their own values are finite and meant to be masked by the caller. ``shared``
+    (``(..., B, B)`` bool, symmetric) marks pairs of rows of one class: off the diagonal, those are
+    not negatives of each other (class-level InfoNCE).
     """
     a = torch.nn.functional.normalize(a, dim=-1)
     b = torch.nn.functional.normalize(b, dim=-1)
@@ -92,5 +95,9 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, valid: torch.
         logits_t = logits.transpose(-1, -2).masked_fill(absent, -1e4)
     else:
         logits_t = logits.transpose(-1, -2)
+    if shared is not None:
+        eye = torch.eye(shared.shape[-1], dtype=torch.bool, device=shared.device)
+        same = shared & ~eye
+        logits, logits_t = logits.masked_fill(same, -1e4), logits_t.masked_fill(same, -1e4)
     positive = torch.diagonal(logits, dim1=-2, dim2=-1)
     return 0.5 * (torch.logsumexp(logits, dim=-1) + torch.logsumexp(logits_t, dim=-1)) - positive

@@ -37,7 +37,7 @@ class Modality:
     the array ``data.sample_features[source]`` (``granularity = "sample"``) or
     ``data.class_features[source]`` (``"class"``), with ``source = options.source`` if set, else
     the modality's name. Options (all modalities): ``source`` (default None: the name) and
-    ``normaliser`` (default ``"none"``; ``"minmax"`` or ``"l2"``, fitted on the training split)."""
+    ``normaliser`` (default ``"none"``; ``"minmax"``, ``"l2"`` or ``"center_l2"``, fitted on the training split)."""
 
     kind: ClassVar[str] = ""
     granularity: ClassVar[Granularity] = "sample"
@@ -48,7 +48,7 @@ class Modality:
 
         model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
         source: str | None = Field(None, description="Key of this modality's array in the data (default: the modality name).")
-        normaliser: Literal["none", "minmax", "l2"] = Field("none", description="Fitted on the training split only.")
+        normaliser: Literal["none", "minmax", "l2", "center_l2"] = Field("none", description="Fitted on the training split only.")
 
     def __init__(self, name: str | None = None, **options: Any) -> None:
         self.name = name or self.kind
@@ -153,6 +153,19 @@ class MLPEncoder(nn.Module):
         return self.mu(h), self.logvar(h)
 
 
+class DropoutMLPEncoder(MLPEncoder):
+    """:class:`MLPEncoder` with dropout on its input while training (``p``: the probability of
+    zeroing an input value; kept values are scaled by ``1 / (1 - p)``). Draws from torch's global
+    generator, which :meth:`mmalign.Aligner.fit` seeds from the config's seed."""
+
+    def __init__(self, in_dim: int, hidden: int, latent_size: int, p: float) -> None:
+        super().__init__(in_dim, hidden, latent_size)
+        self.dropout = nn.Dropout(p)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return super().forward(self.dropout(x))
+
+
 class MLPDecoder(nn.Sequential):
     """``Linear(latent, hidden) -> ReLU -> Linear(hidden, out)``."""
 
@@ -174,8 +187,13 @@ class FeatureModality(Modality):
 
     class Options(Modality.Options):
         hidden: tuple[PositiveInt, PositiveInt] = Field((1450, 665), description="(encoder hidden, decoder hidden) sizes.")
+        input_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the encoder's input while training "
+                                                                        "(default 0: CADA-VAE's encoder).")
 
     def build_encoder(self, in_dim: int, latent_size: int) -> nn.Module:
+        p = getattr(self.options, "input_dropout", 0.0)
+        if p > 0:
+            return DropoutMLPEncoder(in_dim, self.options.hidden[0], latent_size, p)
         return MLPEncoder(in_dim, self.options.hidden[0], latent_size)
 
     def build_decoder(self, latent_size: int, out_dim: int) -> nn.Module:

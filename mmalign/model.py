@@ -18,7 +18,7 @@ a generator, and the training step strategies (:mod:`mmalign.training.steps`) ca
 
 from __future__ import annotations
 
-from typing import Collection, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -33,10 +33,11 @@ __all__ = ["AlignedVAE", "LossWeights", "compute_terms", "default_terms", "order
 
 
 def default_terms() -> list[LossTerm]:
-    """Every loss family registered through the plugins' ``register_losses`` hook."""
+    """Every loss family registered through the plugins' ``register_losses`` hook, except the
+    optional ones (:attr:`LossTerm.optional`, present only when a config names them)."""
     from .plugins import get_catalog
 
-    return list(get_catalog().losses.values())
+    return [t for t in get_catalog().losses.values() if not t.optional]
 
 
 class AlignedVAE(nn.Module):
@@ -51,6 +52,14 @@ class AlignedVAE(nn.Module):
         pair_weights: an extra weight per term name, e.g. ``{"cross/att->img": 0.5}``; a name that
             is not a term of this model is an error.
         terms: the loss families (default: every registered family, :func:`default_terms`).
+        tuple_scaling: how a family's terms over its modality tuples add up (:data:`TUPLE_SCALINGS`):
+            ``sum`` (default, CADA-VAE: a family grows with the number of tuples, e.g. 6
+            cross-reconstructions at M = 3 against 2 at M = 2), ``mean`` (each family is the mean
+            over its tuples, so its weight means the same for any M) or ``pair`` (each family is
+            scaled to its number of tuples at M = 2: identical to ``sum`` for two modalities, and
+            the same size for more).
+        loss_options: family -> options of that family (e.g. ``{"contrastive": {"temperature":
+            0.05}}``); an option the family does not declare (:attr:`LossTerm.options`) is an error.
     """
 
     def __init__(
@@ -62,6 +71,8 @@ class AlignedVAE(nn.Module):
         reduction: str = "sum",
         pair_weights: Mapping[str, float] | None = None,
         terms: Sequence[LossTerm] | None = None,
+        tuple_scaling: str = "sum",
+        loss_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.names = list(modalities)
@@ -76,6 +87,11 @@ class AlignedVAE(nn.Module):
         if unknown:
             raise ConfigError(f"config: key 'pair_weights.{unknown[0]}': not a loss term of this model; "
                               f"its terms are {self.term_names()[:-1]}")
+        if tuple_scaling not in TUPLE_SCALINGS:
+            raise ConfigError(f"config: key 'tuple_scaling': expected one of {TUPLE_SCALINGS}, got {tuple_scaling!r}")
+        self.tuple_scaling = tuple_scaling
+        self.tuple_scale = {t.family: tuple_scale(t, self.names, tuple_scaling) for t in self.terms}
+        self.loss_options = resolve_loss_options(self.terms, loss_options or {})
         self.encoders = nn.ModuleDict({n: m.build_encoder(dims[n], latent_size) for n, m in modalities.items()})
         self.decoders = nn.ModuleDict({n: m.build_decoder(latent_size, dims[n]) for n, m in modalities.items()})
 
@@ -111,6 +127,36 @@ class AlignedVAE(nn.Module):
 
     def own_decode(self, name: str, z: torch.Tensor) -> torch.Tensor:
         return self.decoders[name](z.reshape(z.shape[1:]))[None]
+
+
+#: How a family's terms over its modality tuples add up (see :class:`AlignedVAE`).
+TUPLE_SCALINGS = ("sum", "mean", "pair")
+
+
+def tuple_scale(term: LossTerm, names: Sequence[str], scaling: str) -> float:
+    """The factor on every term of ``term``'s family: 1 for ``sum``, 1 / (its tuples) for ``mean``,
+    (its tuples at M = 2) / (its tuples) for ``pair``."""
+    count = len(term.tuples(names))
+    if scaling == "sum" or count == 0:
+        return 1.0
+    if scaling == "mean":
+        return 1.0 / count
+    return len(term.tuples(["a", "b"])) / count
+
+
+def resolve_loss_options(terms: Sequence[LossTerm], given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each family's declared options with the config's values over them; an unknown family or
+    option is a :class:`ConfigError` naming the key."""
+    declared = {t.family: dict(t.options) for t in terms}
+    for family, values in given.items():
+        if family not in declared:
+            raise ConfigError(f"config: key 'loss_options.{family}': no loss family {family!r} is registered; "
+                              f"known families: {sorted(declared)}")
+        unknown = sorted(set(values) - set(declared[family]))
+        if unknown:
+            raise ConfigError(f"config: key 'loss_options.{family}.{unknown[0]}': family {family!r} takes "
+                              f"{sorted(declared[family]) or 'no options'}")
+    return {f: {**d, **dict(given.get(f, {}))} for f, d in declared.items()}
 
 
 def _reduce(reduction: str, per_sample: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -157,7 +203,8 @@ def compute_terms(
         posteriors[n] = (mu.to(dtype), logvar.to(dtype))
     latents = {n: apply_noise(mu, lv, model.reparameterization, eps[n]) for n, (mu, lv) in posteriors.items()}
     batch_decodes = any(t.decodes == "cross" and t.family in active for t in model.terms)
-    inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, batch_decodes)
+    inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, batch_decodes,
+                        getattr(model, "loss_options", None), model.reparameterization, eps)
 
     values: dict[str, torch.Tensor] = {}
 
@@ -184,7 +231,8 @@ def compute_terms(
             pair = model.pair_weights.get(name, 1.0)
             if pair == 0.0:
                 continue
-            contribution = values[name] * (w * pair)
+            scale = model.tuple_scale.get(term.family, 1.0) if hasattr(model, "tuple_scale") else 1.0
+            contribution = values[name] * (w * pair) if scale == 1.0 else values[name] * (w * pair * scale)
             loss = contribution if loss is None else loss + contribution
     if loss is None:
         loss = torch.zeros_like(next(iter(values.values())))

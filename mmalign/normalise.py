@@ -1,8 +1,9 @@
 """Feature normalisers, fitted on the training split only and saved with the model.
 
 ``minmax`` is sklearn's MinMaxScaler to [0, 1] per dimension (as in CADA-VAE's code): a dimension
-with zero range is scaled by 1. ``l2`` scales each row to unit norm (stateless); ``none`` is the
-identity. State is a flat dict of tensors so it can live in safetensors.
+with zero range is scaled by 1. ``l2`` scales each row to unit norm (stateless); ``center_l2``
+subtracts the training rows' mean, then scales each row to unit norm (the centring the linear
+retrieval baselines use); ``none`` is the identity. State is a flat dict of tensors so it can live in safetensors.
 """
 
 from __future__ import annotations
@@ -105,7 +106,44 @@ class L2(Normaliser):
         return torch.nn.functional.normalize(x, dim=1)
 
 
-NORMALISERS: dict[str, type[Normaliser]] = {"none": Normaliser, "minmax": MinMax, "l2": L2}
+class CenterL2(Normaliser):
+    """Rows minus the training mean, then scaled to unit norm; :meth:`inverse` adds the mean back
+    (the norms are not kept)."""
+
+    name = "center_l2"
+
+    def __init__(self) -> None:
+        self.mean: torch.Tensor | None = None
+
+    def fit(self, x: torch.Tensor) -> "CenterL2":
+        if x.shape[0] == 0:
+            raise ConfigError("center_l2 normaliser cannot be fitted on zero rows")
+        self.mean = x.double().mean(dim=0).to(x.dtype)
+        return self
+
+    def _mean(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mean is None:
+            raise ConfigError("center_l2 normaliser used before it was fitted on the training split")
+        return self.mean.to(x.device, x.dtype)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(x - self._mean(x), dim=1)
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self._mean(x)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {} if self.mean is None else {"mean": self.mean.detach().cpu().contiguous()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        if set(state) != {"mean"}:
+            raise CheckpointError(f"center_l2 normaliser state needs the tensor 'mean', got {sorted(state)}")
+        if not bool(torch.isfinite(state["mean"]).all()):
+            raise CheckpointError("tensor 'mean' holds NaN or infinite values")
+        self.mean = state["mean"]
+
+
+NORMALISERS: dict[str, type[Normaliser]] = {"none": Normaliser, "minmax": MinMax, "l2": L2, "center_l2": CenterL2}
 
 
 def make_normaliser(name: str) -> Normaliser:

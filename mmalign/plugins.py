@@ -42,6 +42,7 @@ BUILTIN_PLUGINS = (
     "mmalign_plugins.cada_losses",
     "mmalign_plugins.contrastive",
     "mmalign_plugins.benchmarks",
+    "mmalign_plugins.joint",
 )
 #: What a registered benchmark must have besides its name (see mmalign.benchmarks.Benchmark).
 BENCHMARK_METHODS = ("add_arguments", "request", "run", "summarise")

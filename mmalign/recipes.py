@@ -35,6 +35,8 @@ class RecipeModel(_Strict):
     latent_size: int
     reduction: Literal["sum", "mean"]
     hidden: dict[str, tuple[int, int]]
+    #: how a family's terms over its modality tuples add up (sum: CADA-VAE; see mmalign.engine.TUPLE_SCALINGS)
+    tuple_scaling: Literal["sum", "mean", "pair"] = "sum"
 
 
 class RecipeTraining(_Strict):
@@ -70,6 +72,16 @@ class RecipeClassifier(_Strict):
         return getattr(table, "gzsl" if setting == "gzsl" else "zsl")[self.shots.index(shots)]
 
 
+class RecipeRetrieval(_Strict):
+    """Settings of a class-level retrieval benchmark (``mmalign benchmark cub-text``) run with this
+    recipe: epochs, the (encoder, decoder) hidden sizes of every modality, and copies of each seen
+    class per epoch."""
+
+    epochs: int
+    hidden: tuple[int, int]
+    class_repeats: int = 15
+
+
 class Recipe(_Strict):
     """One method's hyperparameters (``registry/recipes/<name>.toml`` or a user's TOML file)."""
 
@@ -81,6 +93,12 @@ class Recipe(_Strict):
     model: RecipeModel
     training: RecipeTraining
     classifier: RecipeClassifier
+    #: loss family -> its options (e.g. the contrastive temperature); none by default
+    loss_options: dict[str, dict[str, Any]] = {}
+    #: modality kind -> options applied like ``model.hidden`` (an option the user set wins); none by default
+    modality_options: dict[str, dict[str, Any]] = {}
+    #: cub-text's settings with this recipe (None: 50 epochs, hidden (512, 512), 15 class repeats)
+    retrieval: RecipeRetrieval | None = None
     #: where it was read from (a registry file or the user's), for messages and records
     _path: Path | None = PrivateAttr(default=None)
 
@@ -97,6 +115,8 @@ class Recipe(_Strict):
             "latent_size": self.model.latent_size,
             "reparameterization": self.reparameterization,
             "reduction": self.model.reduction,
+            "tuple_scaling": self.model.tuple_scaling,
+            "loss_options": {k: dict(v) for k, v in self.loss_options.items()},
             "training": {
                 "epochs": t.epochs, "batch_size": t.batch_size, "lr": t.lr, "betas": t.betas, "eps": t.eps,
                 "amsgrad": t.amsgrad, "weight_decay": t.weight_decay,

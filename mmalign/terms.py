@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import TYPE_CHECKING, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 import torch
 
@@ -58,6 +58,11 @@ class LossTerm:
         description: one line for ``mmalign plugins``.
         batch_coupled: whether a sample's value depends on the other samples of the batch (e.g.
             InfoNCE negatives); such a family cannot be split across data-parallel ranks. Default False.
+        options: the options the family accepts and their defaults (e.g. ``{"temperature": 0.1}``);
+            a config sets them under ``loss_options.<family>`` and the per-sample function reads
+            them with :meth:`TermInputs.option`. Default: none.
+        optional: whether a model has this family only when its config names it (in
+            ``training.warmup`` or ``loss_options``); default False (every model has it).
     """
 
     family: str
@@ -67,6 +72,8 @@ class LossTerm:
     decodes: Decodes = "none"
     description: str = ""
     batch_coupled: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    optional: bool = False
 
     def __post_init__(self) -> None:
         if not self.family or not self.family.replace("_", "").isalnum():
@@ -107,13 +114,29 @@ class TermInputs:
 
     def __init__(self, modalities: Mapping[str, "Modality"], x: Mapping[str, torch.Tensor],
                  masks: Mapping[str, torch.Tensor], posteriors: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
-                 latents: Mapping[str, torch.Tensor], decode: Decode, batch_decodes: bool) -> None:
+                 latents: Mapping[str, torch.Tensor], decode: Decode, batch_decodes: bool,
+                 options: Mapping[str, Mapping[str, Any]] | None = None, reparameterization: str = "cada2019",
+                 noise: Mapping[str, torch.Tensor] | None = None) -> None:
         self.modalities, self.x, self.masks = modalities, x, masks
         self.posteriors, self.latents = posteriors, latents
         self._decode, self._batch_decodes = decode, batch_decodes
         self._decoded: dict[str, dict[str, torch.Tensor]] = {}
         self.names = list(modalities)
         self.dtype = next(iter(latents.values())).dtype
+        self.options = {k: dict(v) for k, v in (options or {}).items()}
+        #: the model's reparameterisation and each modality's noise of this step (joint posteriors sample with them)
+        self.reparameterization, self.noise = reparameterization, dict(noise or {})
+        #: values shared by several families within one step (e.g. joint posteriors), keyed by their user
+        self.cache: dict[Any, Any] = {}
+
+    def option(self, family: str, key: str, default: Any = None) -> Any:
+        """The config's ``loss_options.<family>.<key>``, else ``default``."""
+        return self.options.get(family, {}).get(key, default)
+
+    def decode(self, target: str, z: torch.Tensor) -> torch.Tensor:
+        """``target``'s decoder applied to any latent rows ``z`` ``(S, R, latent)`` (e.g. a joint
+        posterior's sample), with a graph."""
+        return self._decode(target, z).to(self.dtype)
 
     def posterior(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self.posteriors[name]

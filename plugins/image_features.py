@@ -22,7 +22,7 @@ class ImageFeatures(FeatureModality):
 
     class Options(FeatureModality.Options):
         source: str | None = Field("features", description="Key of the per-sample feature array.")
-        normaliser: Literal["none", "minmax", "l2"] = Field("minmax", description="Fitted on the training split.")
+        normaliser: Literal["none", "minmax", "l2", "center_l2"] = Field("minmax", description="Fitted on the training split.")
         hidden: tuple[PositiveInt, PositiveInt] = Field((1560, 1660), description="(encoder, decoder) hidden sizes.")
 
 

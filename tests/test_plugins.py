@@ -22,7 +22,8 @@ def test_builtin_plugins_register_the_builtin_modalities_and_losses():
     registry = mmalign.get_catalog(refresh=True)
     assert {"image_features", "attributes", "sentences"} <= set(registry.entries)
     assert registry.entries["image_features"].plugin == "mmalign_plugins.image_features"
-    assert list(registry.losses) == ["recon", "kl", "cross", "align", "contrastive"]
+    assert list(registry.losses) == ["recon", "kl", "cross", "align", "contrastive", "joint_cross", "joint_align"]
+    assert [f for f, t in registry.losses.items() if t.optional] == ["joint_cross", "joint_align"]
     assert registry.loss_plugins["contrastive"] == "mmalign_plugins.contrastive"
     hooks_of = {p.name: p.hooks for p in registry.plugins.values() if p.builtin}
     assert hooks_of["mmalign_plugins.image_features"] == ["register_modalities"]

@@ -82,7 +82,17 @@ def test_cub_text_alignment_data_trains_on_seen_classes_only(bundle, mode):
     assert np.array_equal(np.unique(data.labels[data.split("trainval")]), bundle.seen)
     assert np.array_equal(np.unique(data.labels[data.split("test_unseen")]), bundle.unseen)
     arrays = class_arrays(bundle, vectors, "visual")
-    assert {k: v.shape for k, v in arrays.items()} == {"att": (200, 312), "sent": (200, 1024), "wiki": (200, 384)}
+    assert {k: v.shape for k, v in arrays.items()} == {"att": (200, 312), "sent": (200, 1024), "wiki": (200, 384),
+                                                        "w2v": (200, 300)}
+
+
+def test_cub_text_w2v_modality_is_the_attribute_weighted_phrase_vectors(bundle):
+    w2v = bundle.w2v_class_vectors()
+    assert bundle.attribute_w2v.shape == (312, 300) and w2v.shape == (200, 300) and np.isfinite(w2v).all()
+    c = 7
+    weights = bundle.attributes[c].astype(np.float64)
+    np.testing.assert_allclose(w2v[c], (weights[:, None] * bundle.attribute_w2v).sum(0) / weights.sum(), rtol=1e-4, atol=1e-5)
+    assert "DAZLE" in (bundle_dir() / "SOURCES.md").read_text() and "MIT" in (bundle_dir() / "SOURCES.md").read_text()
 
 
 def test_cub_text_scaled_warmup_is_the_recipe_at_100_epochs():
@@ -110,11 +120,41 @@ def test_cub_text_benchmark_runs_offline_and_writes_its_table(tmp_path):
     assert all(r.details["text_vectors"]["source"] == "shipped" and r.seconds["vae"] > 0 for r in aligner)
     assert all(len(r.history) == 1 and "loss" in r.history[0].terms for r in aligner)
     table = (tmp_path / "table.md").read_text()
-    assert "| att → wiki | ridge |" in table and "aligner (M=2)" in table
+    assert "| att → wiki | ridge |" in table and "aligner (M=2, cub_text_mopoe)" in table
+    assert all(r.details["recipe"] == "cub_text_mopoe" and r.overrides == {"recipe": "cub_text_mopoe"}
+               for r in aligner)
     with pytest.raises(ConfigError, match="--resume.*--force"):
         run_cub_text(**kwargs)
     resumed = run_cub_text(**kwargs, resume=True)
     assert resumed == records and load_records(tmp_path / "results.json") == records
+
+
+def test_cub_text_benchmark_fits_only_the_alignments_asked_for(tmp_path):
+    records = run_cub_text(seeds=[0], epochs=1, modalities=("att", "sent", "w2v"), alignments=[("att", "sent", "w2v")],
+                           baselines=(), class_repeats=1, hidden=(16, 16), recompute="never", progress=False,
+                           recipe="cada_vae", log=lambda msg: None)
+    assert {tuple(r.modalities) for r in records} == {("att", "sent", "w2v")} and len(records) == 12
+    assert all(r.overrides == {} and r.details["recipe"] == "cada_vae" for r in records)  # cada_vae keeps its keys
+    with pytest.raises(ConfigError, match="alignments"):
+        run_cub_text(modalities=("att", "sent"), alignments=[("att", "wiki")])
+
+
+def test_cub_text_select_folds_are_the_baselines_folds():
+    from mmalign.retrieval.baselines import select_by_cv
+    from mmalign.retrieval.select import expand_grid, fold_parts
+
+    seen = []
+
+    def scorer(x_tr, y_tr, x_q, y_g, grid):
+        seen.append(sorted(x_q[:, 0].astype(int).tolist()))
+        return [np.eye(len(x_q))]
+
+    x = np.arange(20, dtype=float)[:, None]
+    select_by_cv(scorer, x, x, [{}], folds=5, seed=3)
+    assert seen == [sorted(p.tolist()) for p in fold_parts(20, 5, 3)]
+    assert expand_grid({"latent_size": [8, 16], "loss_options.contrastive.temperature": [0.1]}) == [
+        {"latent_size": 8, "loss_options": {"contrastive": {"temperature": 0.1}}},
+        {"latent_size": 16, "loss_options": {"contrastive": {"temperature": 0.1}}}]
 
 
 def test_cub_text_benchmark_rejects_bad_arguments():
@@ -122,3 +162,24 @@ def test_cub_text_benchmark_rejects_bad_arguments():
         run_cub_text(modalities=("att",))
     with pytest.raises(ConfigError, match="text_mode"):
         run_cub_text(text_mode="words")
+
+
+def test_cub_text_cv_score_fits_on_seen_training_folds_and_scores_held_out_classes():
+    from mmalign.retrieval.select import cv_score
+
+    seen = np.arange(10, 30)
+    fitted = []
+
+    class Perfect:
+        def fit(self, data, progress=True):
+            data.validate()
+            fitted.append(set(np.unique(data.labels[data.split("trainval")]).tolist()))
+
+        def retrieve(self, a, queries, b, gallery, k=None):
+            order = np.tile(np.arange(len(gallery)), (len(queries), 1))
+            return order, np.where(order == np.arange(len(queries))[:, None], 1.0, 0.0)
+
+    arrays = {"x": np.random.default_rng(0).random((40, 3)), "y": np.random.default_rng(1).random((40, 2))}
+    result = cv_score(lambda c: Perfect(), {}, arrays, ["x", "y"], seen, [str(i) for i in range(40)], folds=4)
+    assert result["mrr"] == 1.0 and len(result["per_fold"]) == 4
+    assert all(f < set(seen.tolist()) and len(f) == 15 for f in fitted)  # never an unseen class, one fold held out

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from ..errors import ConfigError
-from ..recipes import Recipe
+from ..recipes import DEFAULT_RECIPE, Recipe
 from ..records.schema import ResultRecord
 
 
@@ -34,6 +34,8 @@ class Benchmark:
     summary: str = ""
     #: what ``--epochs`` defaults to, for ``--help``
     default_epochs: str = "the recipe's"
+    #: the recipe run when ``--recipe`` is not given
+    default_recipe: str = DEFAULT_RECIPE
     not_taken: ClassVar[Mapping[str, str]] = {}
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

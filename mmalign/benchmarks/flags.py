@@ -52,16 +52,15 @@ def add_tracking_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking-uri", help="mlflow tracking URI (default: a local store in the output folder)")
 
 
-def add_run_flags(p: argparse.ArgumentParser, default_epochs: str) -> None:
+def add_run_flags(p: argparse.ArgumentParser, default_epochs: str, default_recipe: str = DEFAULT_RECIPE) -> None:
     """The flags every benchmark takes: seeds, epochs, device, engine, recipe, output, progress."""
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
     p.add_argument("--first-seed", type=int, default=0, help="first seed")
     p.add_argument("--epochs", type=int, help=f"VAE epochs (default: {default_epochs})")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     add_engine_flags(p)
-    p.add_argument("--recipe", default=DEFAULT_RECIPE,
-                   help=f"the recipe: a name in registry/recipes (default {DEFAULT_RECIPE}; 'mmalign recipes' lists "
-                        "them) or the path of a recipe TOML file; recorded in every result")
+    p.add_argument("--recipe", help=f"the recipe: a name in registry/recipes ('mmalign recipes' lists them) or the "
+                                    f"path of a recipe TOML file; recorded in every result (default: {default_recipe})")
     p.add_argument("--reparameterization", choices=("cada2019", "standard"), help="override the recipe's mode")
     p.add_argument("--out", default="runs/benchmark", help="folder for results.json (default runs/benchmark)")
     add_rerun_flags(p, "OUT/results.json")

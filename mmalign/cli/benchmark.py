@@ -54,7 +54,7 @@ def benchmark_parser(benchmark) -> argparse.ArgumentParser:
     prog = f"mmalign benchmark {benchmark.name}"
     parser = Parser(prog=prog, description=benchmark.summary,
                     help_hint=f"see 'mmalign benchmark --help' and '{prog} --help'")
-    add_run_flags(parser, default_epochs=benchmark.default_epochs)
+    add_run_flags(parser, default_epochs=benchmark.default_epochs, default_recipe=benchmark.default_recipe)
     benchmark.add_arguments(parser)
     return parser
 
@@ -72,7 +72,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if unknown:
         check_not_taken(benchmark, unknown, all_benchmarks(catalog))
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    recipe = load_recipe(flags.recipe)  # the one load of the recipe for the whole command
+    recipe = load_recipe(flags.recipe or benchmark.default_recipe)  # the one load for the whole command
     apply_threads_flags(flags)
     request = benchmark.request(flags, recipe)
     from tqdm.auto import tqdm

@@ -11,6 +11,9 @@ Holds, for the 200 CUB-200-2011 classes in xlsa17 order (``allclasses_names``):
   per-class means over all sentences (``class_all``) and over the visual sentences
   (``class_visual``) in float32, and every visual sentence (``sentences_visual``) in float16 with
   its flat sentence index (``visual_index``). Recomputable with :func:`encode_wikipedia`.
+* ``attribute_w2v.safetensors``: ``attribute_w2v`` (312, 300), the word2vec vector of each
+  attribute phrase (DAZLE, MIT); :meth:`CubText.w2v_class_vectors` weights them by each class's
+  attributes (the ``w2v`` modality).
 
 "Visual" sentences are those matching :data:`VISUAL_PATTERN` (colour, marking, body-part and size
 words), a fixed a-priori filter, not tuned on the test classes; a class without any such sentence
@@ -34,6 +37,7 @@ BUNDLE = "cub_text"
 CORE_FILE = "cub_text.safetensors"
 SENTENCES_FILE = "wikipedia_sentences.json"
 EMBEDDINGS_FILE = "minilm_embeddings.safetensors"
+W2V_FILE = "attribute_w2v.safetensors"
 CORE_TENSORS = {"attributes": (200, 312), "sentence_embeddings": (200, 1024), "seen_classes": (150,), "unseen_classes": (50,)}
 
 _COLOURS = (
@@ -70,6 +74,15 @@ class CubText:
     minilm: dict[str, np.ndarray]
     minilm_meta: dict[str, str]
     path: Path
+    attribute_w2v: np.ndarray | None = None
+
+    def w2v_class_vectors(self) -> np.ndarray:
+        """``(200, 300)``: each class's mean of the attribute-phrase word2vec vectors, weighted by
+        its attribute values (``attributes @ attribute_w2v / attributes.sum(1)``)."""
+        if self.attribute_w2v is None:
+            raise DataError(f"{self.path / W2V_FILE}: not loaded; reinstall mmalign")
+        att = self.attributes.astype(np.float64)
+        return (att @ self.attribute_w2v.astype(np.float64) / att.sum(1, keepdims=True)).astype(np.float32)
 
     @property
     def num_classes(self) -> int:
@@ -114,8 +127,12 @@ def load_cub_text(path: str | Path | None = None) -> CubText:
     if len(names) != 200 or any(len(s) != len(v) or not s for s, v in zip(sentences, visual)):
         raise DataError(f"{root / SENTENCES_FILE}: expected 200 classes, each with sentences and labels")
     minilm, meta = _read_tensors(root / EMBEDDINGS_FILE, safe_open, with_meta=True)
+    w2v = _read_tensors(root / W2V_FILE, safe_open).get("attribute_w2v")
+    if w2v is None or w2v.shape != (core["attributes"].shape[1], 300):
+        raise DataError(f"{root / W2V_FILE}: tensor 'attribute_w2v' should have shape (312, 300), "
+                        f"got {'missing' if w2v is None else w2v.shape}; reinstall mmalign")
     data = CubText(names, core["attributes"].astype(np.float32), core["sentence_embeddings"].astype(np.float32),
-                   seen, unseen, sentences, visual, minilm, meta, root)
+                   seen, unseen, sentences, visual, minilm, meta, root, w2v.astype(np.float32))
     _check_minilm(data)
     return data
 

@@ -19,7 +19,8 @@ def summarize(records: Sequence[ResultRecord]) -> list[dict]:
     for rs in group_by_config(records).values():
         r = rs[0]
         row = {"setting": r.setting, "query": r.query, "gallery": r.gallery, "method": r.method,
-               "alignment": "+".join(r.modalities), "seeds": len(rs)}
+               "alignment": "+".join(r.modalities), "seeds": len(rs),
+               "recipe": r.details.get("recipe") or r.overrides.get("recipe") or ("cada_vae" if r.method == "aligner" else None)}
         for m in METRICS:
             row[m], row[f"{m}_std"] = mean_std([x.metrics[m] for x in rs])
         rows.append(row)
@@ -38,7 +39,7 @@ def markdown_table(summary: list[dict], setting: str) -> str:
     for r in summary:
         if r["setting"] != setting:
             continue
-        method = r["method"] if r["method"] != "aligner" else f"aligner (M={r['alignment'].count('+') + 1})"
+        method = r["method"] if r["method"] != "aligner" else f"aligner (M={r['alignment'].count('+') + 1}, {r['recipe']})"
         lines.append(f"| {r['query']} → {r['gallery']} | {method} | {r['alignment']} | {r['seeds']} | "
                      f"{_cell(r, 'top1')} | {_cell(r, 'top5')} | {_cell(r, 'mrr')} |")
     return "\n".join(lines)
