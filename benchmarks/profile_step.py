@@ -30,6 +30,9 @@ def main() -> None:
     p.add_argument("--wait", choices=("PASSIVE", "ACTIVE"), help="re-run with OMP_WAIT_POLICY set")
     p.add_argument("--linear", choices=("auto", "aten", "onednn"), default="auto")
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--bf32", action="store_true",
+                   help="fp32 tensors, products computed by oneDNN in bf16 (float32 matmul precision 'medium')")
+    p.add_argument("--ops", type=int, default=0, help="also print torch.profiler's N most expensive ops (self CPU)")
     p.add_argument("--json")
     args = p.parse_args()
     if args.wait and os.environ.get("OMP_WAIT_POLICY") != args.wait:
@@ -46,6 +49,8 @@ def main() -> None:
     from mmalign.training.engines import _linear_mode, autocast_context, new_optimizer
 
     torch.set_num_threads(args.threads)
+    if args.bf32:
+        torch.set_float32_matmul_precision("medium")
     aligner = mmalign.Aligner(["image_features", "attributes"], config={"seed": 0, "device": "cpu"})
     data = synthetic_like("CUB", seed=0)
     tensors = aligner.training_tensors(data)
@@ -99,8 +104,12 @@ def main() -> None:
             step(weights, active)
         clock.clear()
         w0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(args.steps):
-            step(weights, active)
+        with (torch.profiler.profile() if args.ops else contextlib.nullcontext()) as prof:
+            for _ in range(args.steps):
+                step(weights, active)
+        if args.ops:
+            print(regime)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.ops))
         total = (time.perf_counter() - w0, time.process_time() - c0)
         clock["forward"] = [clock["forward"][i] - clock["encode"][i] - clock["decode"][i] for i in (0, 1)]
         clock["loss (rest of forward)"] = clock.pop("forward")

@@ -23,6 +23,7 @@ authors' code and ``--threads N`` for mmalign (default: both use torch's default
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -106,8 +107,6 @@ def authors_ush(log: Path) -> tuple[float, float, float]:
 
 
 def mmalign_ush(results: Path) -> list[tuple[float, float, float]]:
-    import json
-
     raw = json.loads(results.read_text())
     records = raw["records"] if isinstance(raw, dict) else raw
     out = []
@@ -115,6 +114,63 @@ def mmalign_ush(results: Path) -> list[tuple[float, float, float]]:
         m = r.get("metrics", r)
         out.append((m["U"], m["S"], m["H"]))
     return out
+
+
+#: appended to the authors' single_experiment.py (cut before training) by ``--steps``: their own
+#: ``trainstep`` on their own batches at an epoch with the cross term off (10) and on (40)
+STEP_TIMER = """
+import time
+model.train()
+model.reparameterize_with_noise = True
+for epoch in (10, 40):
+    model.current_epoch = epoch
+    for phase, count in (("warm", WARM), ("timed", STEPS)):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            label, x = model.dataset.next_batch(model.batch_size)
+            model.trainstep(x[0], x[1])
+    print("STEP", epoch, 1e3 * (time.perf_counter() - wall) / STEPS, 1e3 * (time.process_time() - cpu) / STEPS)
+"""
+
+
+def step_timer(model_dir: Path, steps: int, warm: int) -> Path:
+    """The authors' experiment script, stopped before training, timing ``steps`` of their step."""
+    text = (model_dir / "single_experiment.py").read_text()
+    cut = text.index("losses = model.train_vae()")
+    path = model_dir / "step_timer.py"
+    path.write_text(text[:cut] + STEP_TIMER.replace("WARM", str(warm)).replace("STEPS", str(steps)))
+    return path
+
+
+def per_step(args, model_dir: Path) -> None:
+    """Per-step wall and CPU ms of the authors' step and of mmalign's (default, bf16), interleaved."""
+    timer = step_timer(model_dir, args.steps, 10)
+    threads = args.threads or 1
+    out = args.out / "steps.tsv"
+    if not out.exists():
+        out.write_text("round\tpath\tthreads\tregime\twall_ms\tcpu_ms\tload1\n")
+    here = Path(__file__).resolve().parent
+    for rnd in range(1, args.rounds + 1):
+        for path in ("authors", "default", "bf16"):
+            env = {**os.environ, **same_policy(threads)}
+            load = load_average()
+            if path == "authors":
+                cmd = [sys.executable, timer.name, "--dataset", "CUB", "--num_shots", "0", "--generalized", "True"]
+                text = subprocess.run(cmd, cwd=model_dir, env=env, capture_output=True, text=True, check=True).stdout
+                rows = [line.split()[1:] for line in text.splitlines() if line.startswith("STEP")]
+                rows = [(f"cross {'off' if int(e) < 21 else 'on'} (epoch {e})", float(w), float(c)) for e, w, c in rows]
+            else:
+                cmd = [sys.executable, str(here / "profile_step.py"), "--threads", str(threads), "--steps",
+                       str(args.steps), "--warm", "10", "--json", str(args.out / "profile.jsonl")]
+                subprocess.run(cmd + (["--bf16"] if path == "bf16" else []), env=env, check=True,
+                               capture_output=True, text=True)
+                record = [json.loads(line) for line in (args.out / "profile.jsonl").read_text().splitlines()][-1]
+                rows = [(regime, ms["total"][0], ms["total"][1]) for regime, ms in record["ms"].items()]
+            for regime, wall, cpu in rows:
+                line = f"{rnd}\t{path}\t{threads}\t{regime}\t{wall:.1f}\t{cpu:.1f}\t{load:.2f}"
+                print(line, flush=True)
+                with open(out, "a") as f:
+                    f.write(line + "\n")
 
 
 def same_policy(threads: int | None) -> dict[str, str]:
@@ -148,6 +204,9 @@ def main() -> None:
     p.add_argument("--paths", nargs="+", default=["authors", "default", "bf16"], choices=["authors", *PATHS])
     p.add_argument("--threads", type=int, help="threads of both programs (default: torch's default)")
     p.add_argument("--out", type=Path, default=Path("runs/vs_authors"))
+    p.add_argument("--steps", type=int,
+                   help="instead of whole runs: time this many training steps of each program at an epoch with the "
+                        "cross term off and one with it on (wall and CPU ms per step; --threads, default 1)")
     p.add_argument("--parallel", action="store_true",
                    help="start a round's paths together (same load on all; compare CPU seconds) instead of in turn")
     args = p.parse_args()
@@ -156,6 +215,8 @@ def main() -> None:
     try:
         model_dir = patch_copy(args.authors.resolve(), work / "CADA-VAE-PyTorch", args.epochs)
         write_data(work / "CADA-VAE-PyTorch" / "data")
+        if args.steps:
+            return per_step(args, model_dir)
         table = args.out / "times.tsv"
         if not table.exists():
             table.write_text("path\tround\tepochs\twall_s\tuser_s\tsys_s\tpeak_rss_mb\tload1_start\tload1_end\tU\tS\tH\n")
