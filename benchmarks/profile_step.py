@@ -2,8 +2,8 @@
 backward, optimiser, timed separately (wall and process CPU time), at an epoch with the
 cross-reconstruction term off and at one with it on.
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/profile_step.py --threads 1 --steps 200
-    OMP_WAIT_POLICY=ACTIVE  python benchmarks/profile_step.py --threads 2 --steps 200
+    python benchmarks/profile_step.py --threads 1 --steps 200                 # mmalign's policy
+    python benchmarks/profile_step.py --threads 2 --steps 200 --wait ACTIVE   # OMP_WAIT_POLICY=ACTIVE
 
 The wait policy is read by OpenMP when torch loads, so it is set in the environment of the process
 (``--wait`` re-executes this script with it). Data: ``synthetic_like("CUB", seed=0)``, batch 50, the
@@ -39,9 +39,8 @@ def main() -> None:
         os.environ["OMP_WAIT_POLICY"] = args.wait
         os.execv(sys.executable, [sys.executable, *sys.argv])
 
+    import mmalign  # first: its wait policy applies unless --wait / the environment sets one
     import torch
-
-    import mmalign
     from mmalign.datasets.synthetic import synthetic_like
     from mmalign.engine import compute_terms
     from mmalign.losses import draw_noise

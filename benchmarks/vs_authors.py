@@ -12,12 +12,22 @@ loss, and their data loader gets a ``__len__`` (recent torch asks for it when th
 synthetic set that ``mmalign benchmark cub --synthetic`` generates (``synthetic_like("CUB", seed=0)``,
 7057 training images), written once in the xlsa17 layout into the copy's ``data/CUB/``.
 
-Each round runs every path once, in turn, as a fresh process (interpreter start, data loading,
-VAE training, latent sampling, final classifier), so the drift of a shared machine falls on all of
-them alike. Prints and appends to ``OUT/times.tsv`` one line per run: wall, user and system seconds
-and peak RSS (GNU ``time``), the 1-minute load average before the run, and the run's U/S/H (the
-authors' code: its last printed epoch line). ``--threads N`` sets ``OMP_NUM_THREADS`` for the
-authors' code and ``--threads N`` for mmalign (default: both use torch's default).
+Whole runs (default): each round runs every path once, in turn, as a fresh process (interpreter
+start, data loading, VAE training, latent sampling, final classifier), so the drift of a shared
+machine falls on all of them alike; ``--parallel`` starts a round's paths together instead (the
+same load on all; compare CPU seconds). Prints and appends to ``OUT/times.tsv`` one line per run
+(per seed for ``seeds3``): wall, user and system seconds and peak RSS (GNU ``time``), the 1-minute
+load average at start and end, and U/S/H (the authors' code: its last classifier line).
+
+``--steps N``: instead of whole runs, N training steps of each program at an epoch with the
+cross-reconstruction term off (10) and one with it on (40): the authors' own ``trainstep`` on their
+own batches (their ``single_experiment.py`` cut before training) and mmalign's default and bf16
+step (``benchmarks/profile_step.py``), in turn, ``--rounds`` times; wall and CPU ms per step to
+``OUT/steps.tsv``. CPU time per step is the measure that a loaded machine disturbs least.
+
+Both programs run under the same threading: the OpenMP wait policy mmalign gives itself
+(``mmalign.threads``) and ``--threads N`` (``OMP_NUM_THREADS=N`` for the authors' code; default:
+torch's default; ``--steps`` defaults to 1). The repository is only read, at the given path.
 """
 
 from __future__ import annotations
@@ -30,7 +40,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 #: (file, old, new, how many times at least): the CPU patch of the authors' code

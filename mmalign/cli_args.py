@@ -55,7 +55,7 @@ def add_protocol_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-classifier-epochs", type=int, metavar="N",
                    help="range searched by --policy val/test (default 100)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for torch and the BLAS libraries (default: all cores, waiting passively)")
+                   help="CPU threads for torch and the BLAS libraries (default: all cores; OpenMP waits with a short spin, then sleeps)")
     p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
 
 
