@@ -115,7 +115,7 @@ def main() -> None:
         clock["total"] = list(total)
         rows[regime] = {k: (1e3 * v[0] / args.steps, 1e3 * v[1] / args.steps) for k, v in clock.items()}
     wait = os.environ.get("OMP_WAIT_POLICY", "(libgomp default)")
-    print(f"threads {args.threads}, OMP_WAIT_POLICY {wait}, linear {args.linear}, bf16 {args.bf16}, "
+    print(f"threads {args.threads}, OMP_WAIT_POLICY {wait}, GOMP_SPINCOUNT {os.environ.get('GOMP_SPINCOUNT')}, linear {args.linear}, bf16 {args.bf16}, "
           f"load {os.getloadavg()[0]:.2f}; ms per step, wall / CPU")
     phases = list(next(iter(rows.values())))
     print("| phase | " + " | ".join(rows) + " |")

@@ -68,7 +68,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     add_protocol_flags(p)
     p.add_argument("--engine", choices=("auto", "reference"), default="auto",
                    help="training path: auto (default) = the fastest path that agrees with the reference on this "
-                        "device (CUDA graph on a GPU, fused Adam + oneDNN on a CPU); reference = the plain PyTorch loop")
+                        "device (CUDA graph on a GPU, fused Adam + oneDNN or MKL products on a CPU); reference = the plain PyTorch loop")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16 autocast of the matrix products (engine auto; recorded in every result)")
     stack = p.add_mutually_exclusive_group()
