@@ -28,8 +28,9 @@ Modes:
   so the O(N) ``randperm`` per step is included). Each point runs in its own process so that peak
   RSS (CPU) or ``torch.cuda.max_memory_allocated`` (GPU) belongs to that point alone.
 
-On a CPU shared with other processes, run with ``OMP_WAIT_POLICY=PASSIVE`` or ``--threads 1``:
-OpenMP's default spin-waiting makes two threads 5-10x slower than one there (SPEED.md).
+``mmalign`` is imported before torch, so OpenMP waits with mmalign's short spin
+(:mod:`mmalign.threads`); libgomp's default long spin made two threads 5-10x slower than one on
+a shared CPU (SPEED.md).
 
 Examples::
 
@@ -54,10 +55,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import mmalign  # first: sets OpenMP's wait policy before torch loads (mmalign.threads)
 import numpy as np
 import torch
-
-import mmalign
 from mmalign.training import Callback, EpochLog, TrainingTensors, train, train_seeds
 
 #: "reference", or "auto" / "seeds" with optional "-bf16" and "-compile" or "-nograph" suffixes (e.g.

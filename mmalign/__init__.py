@@ -7,8 +7,9 @@ Public API::
     aligner.fit(data)                  # data: mmalign.AlignmentData
     aligner.save("runs/x"); mmalign.Aligner.load("runs/x")
 
-The heavy names (everything that needs torch) load on first use, so that ``mmalign`` on the
-command line can set torch's threading environment before torch starts.
+The heavy names (everything that needs torch) load on first use, so that importing ``mmalign``
+can set OpenMP's wait policy before torch starts (:mod:`mmalign.threads`: a short spin, unless the
+environment sets one; import ``mmalign`` before ``torch`` for it to apply).
 """
 
 from importlib import import_module
@@ -19,6 +20,9 @@ __version__ = "0.1.0"
 
 from .errors import CheckpointError, ConfigError, DataError, MmalignError, PluginError, TrainingError
 from .hooks import hookimpl
+from .threads import prepare_process
+
+prepare_process()  # before torch loads: libgomp reads its wait policy once
 
 #: public name -> module that defines it (imported on first access)
 _LAZY = {

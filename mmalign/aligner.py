@@ -37,6 +37,7 @@ from .plugins import PluginCatalog, get_catalog
 from .recipes import DEFAULT_RECIPE, Recipe, load_recipe
 from .resume import STATE_FILE, load_training_state, restore_optimizer, save_training_state
 from .schedule import LossSchedule
+from .threads import training_threads
 from .mapped import MappedFeatures
 from .training import Callback, Checkpointer, EpochLog, TrainingTensors, new_optimizer, train, train_seeds
 from .training.tensors import MappedRows
@@ -343,7 +344,7 @@ class Aligner:
             torch.manual_seed(self.config.seed + start)
             history = train(model, tensors, self.config.training, generator, optimizer, start_epoch=start,
                             progress=progress and (group is None or group.primary), callbacks=[*extra, *callbacks],
-                            distributed=group)
+                            distributed=group, num_threads=training_threads())
         self.history = prior + history
         return self.history
 
@@ -370,7 +371,7 @@ class Aligner:
             fitted.append(one)
         generators = [torch.Generator(device=one.device).manual_seed(one.config.seed) for one in fitted]
         histories = train_seeds([one.model for one in fitted], tensors, self.config.training, generators,
-                                progress=progress, callbacks=callbacks)
+                                progress=progress, callbacks=callbacks, num_threads=training_threads())
         for one, history in zip(fitted, histories):
             one.history = history
         return fitted

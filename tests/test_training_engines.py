@@ -141,6 +141,23 @@ def test_auto_onednn_linear_matches_aten_values_and_gradients():
         assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("vendor, route", [("GenuineIntel", None), ("AuthenticAMD", "OneDnnLinear")])
+def test_auto_linear_route_is_mkl_on_intel_and_onednn_elsewhere(monkeypatch, vendor, route):
+    """Engine auto's fp32 CPU products: MKL (no mode) on Intel CPUs, where MKL's AVX-512 kernels are
+    faster, oneDNN on others; an explicit ``linear`` choice is kept either way."""
+    from mmalign.training import engines, onednn
+
+    if not onednn.available():
+        pytest.skip("no oneDNN in this torch build")
+    monkeypatch.setattr(onednn, "cpu_vendor", lambda: vendor)
+    config = mmalign.TrainConfig(engine="auto")
+    cpu = torch.device("cpu")
+    mode = engines._linear_mode(config, cpu, "auto")
+    assert (None if mode is None else type(mode).__name__) == route
+    assert isinstance(engines._linear_mode(config, cpu, "onednn"), onednn.OneDnnLinear)
+    assert engines._linear_mode(config, cpu, "aten") is None
+
+
 def test_auto_fused_adam_matches_the_reference_optimizer():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(30, 20), torch.nn.ReLU(), torch.nn.Linear(20, 5))

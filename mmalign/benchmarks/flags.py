@@ -34,14 +34,16 @@ def check_rerun_flags(args: argparse.Namespace) -> None:
 def add_threads_flags(p: argparse.ArgumentParser) -> None:
     """``--threads`` and ``--deterministic``."""
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for torch and the BLAS libraries (default: all cores, waiting passively)")
+                   help="CPU threads for torch and the BLAS libraries (default: all cores; OpenMP waits with a short "
+                        "spin, then sleeps)")
     p.add_argument("--deterministic", action="store_true", help="use only deterministic kernels (GPU)")
 
 
 def add_engine_flags(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
     p.add_argument("--engine", choices=("auto", "reference"), default=default,
                    help="training path: auto (default) = the fastest path that agrees with the reference on this "
-                        "device (CUDA graph on a GPU, fused Adam + oneDNN on a CPU); reference = the plain PyTorch loop")
+                        "device (CUDA graph on a GPU, fused Adam + oneDNN or MKL products on a CPU); reference = the plain "
+                        "PyTorch loop")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32" if default else None,
                    help="bf16 autocast of the matrix products (engine auto; recorded in every result)")
 

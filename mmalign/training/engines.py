@@ -5,8 +5,9 @@ Engines (``TrainConfig.engine``):
 
 * ``auto`` (default): the fastest path that agrees with the reference within floating-point
   rounding on the device. CUDA: the whole step (gather, forward, backward, fused AMSGrad, running
-  sums) replayed as one CUDA graph. CPU: fused AMSGrad, fp32 products through oneDNN
-  (:mod:`~mmalign.training.onednn`), no backward through a family while its weight is 0.
+  sums) replayed as one CUDA graph. CPU: fused AMSGrad, fp32 products through oneDNN on non-Intel
+  CPUs and MKL on Intel ones (:mod:`~mmalign.training.onednn`), no backward through a family
+  while its weight is 0.
   ``precision="bf16"`` (autocast of the matrix products) and ``compile=True`` (``torch.compile``)
   are opt-in on top.
 * ``reference``: the plain loop, PyTorch's default kernels and Adam: the faithful path for
@@ -31,7 +32,7 @@ from .callbacks import Callback, EpochLog, ProgressBar
 from .distributed import DistributedContext, DistributedStep
 from .graphs import capturable, capture_available
 from .loop import Trainer
-from .onednn import OneDnnLinear, available as onednn_available
+from .onednn import OneDnnLinear, available as onednn_available, preferred as onednn_preferred
 from .optim import make_optimizer
 from ..threads import thread_count
 from .stacked import StackedNetworks
@@ -78,6 +79,8 @@ def _linear_mode(config: TrainConfig, device: torch.device, linear: str):
                and not config.compile and onednn_available())
     if linear == "onednn" and not applies:
         raise ConfigError("linear='onednn' needs engine 'auto' on the CPU, precision 'fp32', no compile and a oneDNN build of torch")
+    if linear == "auto" and not onednn_preferred():
+        return None
     return OneDnnLinear() if linear != "aten" and applies else None
 
 
@@ -138,7 +141,8 @@ def train(model: AlignedVAE, data: TrainingTensors, config: TrainConfig, generat
     ``optimizer`` continues a resumed run (with ``start_epoch``; the generator must hold the saved
     state), default a new one for the engine. ``callbacks`` run after the built-in finite check and
     history. Keyword-only: ``graphs`` (default: on for CUDA with engine ``auto``), ``linear``
-    (``auto``/``aten``/``onednn``: the fp32 CPU products of engine ``auto``), ``num_threads``
+    (the fp32 CPU products of engine ``auto``: ``aten`` = MKL, ``onednn``, or ``auto`` = oneDNN
+    except on Intel CPUs, :func:`~mmalign.training.onednn.preferred`), ``num_threads``
     (torch's intra-op threads for the duration), ``distributed`` (default ``None``: one process; a
     :class:`~mmalign.training.distributed.DistributedContext` trains data-parallel with
     :class:`~mmalign.training.distributed.DistributedStep`, every rank calling ``train`` alike).
