@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmalign.records import load_records  # noqa: E402
+from mmalign.records.files import load_records  # noqa: E402
 from mmalign.tables import mean_std  # noqa: E402
 
 PAIRS = [("att", "sent"), ("att", "wiki"), ("sent", "att"), ("sent", "wiki"), ("wiki", "att"), ("wiki", "sent")]

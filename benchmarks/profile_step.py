@@ -42,7 +42,7 @@ def main() -> None:
     import mmalign  # first: its wait policy applies unless --wait / the environment sets one
     import torch
     from mmalign.datasets.synthetic import synthetic_like
-    from mmalign.engine import compute_terms
+    from mmalign.model import compute_terms
     from mmalign.losses import draw_noise
     from mmalign.schedule import LossSchedule
     from mmalign.training.engines import _linear_mode, autocast_context, new_optimizer

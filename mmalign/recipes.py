@@ -35,7 +35,7 @@ class RecipeModel(_Strict):
     latent_size: int
     reduction: Literal["sum", "mean"]
     hidden: dict[str, tuple[int, int]]
-    #: how a family's terms over its modality tuples add up (sum: CADA-VAE; see mmalign.engine.TUPLE_SCALINGS)
+    #: how a family's terms over its modality tuples add up (sum: CADA-VAE; see mmalign.model.TUPLE_SCALINGS)
     tuple_scaling: Literal["sum", "mean", "pair"] = "sum"
 
 

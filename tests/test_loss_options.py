@@ -10,7 +10,7 @@ import torch
 from conftest import make_toy_data
 
 import mmalign
-from mmalign.engine import AlignedVAE, LossWeights
+from mmalign.model import AlignedVAE, LossWeights
 from mmalign.losses import info_nce
 from mmalign.modality import FeatureModality
 from mmalign.normalise import make_normaliser

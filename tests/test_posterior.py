@@ -9,7 +9,7 @@ import torch
 from conftest import make_toy_data
 
 import mmalign
-from mmalign.engine import LossWeights
+from mmalign.model import LossWeights
 from mmalign.posterior import product_of_experts, subsets
 
 SPECS = [{"kind": "image_features", "hidden": (32, 24)}, {"kind": "attributes", "hidden": (16, 12)},
