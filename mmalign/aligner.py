@@ -75,11 +75,12 @@ def build_modality(spec: ModalitySpec, catalog: PluginCatalog) -> Modality:
     raise ConfigError(f"a modality must be a Modality, a modality key or a dict, got {type(spec).__name__}")
 
 
-def apply_recipe_sizes(modality: Modality, recipe: Recipe | None) -> Modality:
+def apply_recipe_sizes(modality: Modality, recipe: Recipe | str | None) -> Modality:
     """The one rule for a modality's network sizes: an option the user set explicitly wins, then
     the recipe's size for the modality's kind (``[model.hidden]``, e.g. CADA's ``image_features =
     [1560, 1660]``), then the plugin's own ``Options`` default. Returns ``modality`` (updated in place)."""
     options = modality.options
+    recipe = None if recipe is None else load_recipe(recipe)
     if recipe is not None and "hidden" in type(options).model_fields and "hidden" not in options.model_fields_set:
         hidden = recipe.hidden_for(modality.kind)
         if hidden is not None:

@@ -120,9 +120,8 @@ def test_cub_text_benchmark_runs_offline_and_writes_its_table(tmp_path):
     assert all(r.details["text_vectors"]["source"] == "shipped" and r.seconds["vae"] > 0 for r in aligner)
     assert all(len(r.history) == 1 and "loss" in r.history[0].terms for r in aligner)
     table = (tmp_path / "table.md").read_text()
-    assert "| att → wiki | ridge |" in table and "aligner (M=2, cub_text_mopoe)" in table
-    assert all(r.details["recipe"] == "cub_text_mopoe" and r.overrides == {"recipe": "cub_text_mopoe"}
-               for r in aligner)
+    assert "| att → wiki | ridge |" in table and "aligner (M=2, cada_vae)" in table  # cub-text's default recipe
+    assert all(r.details["recipe"] == r.recipe == "cada_vae" and r.overrides == {} for r in aligner)
     with pytest.raises(ConfigError, match="--resume.*--force"):
         run_cub_text(**kwargs)
     resumed = run_cub_text(**kwargs, resume=True)
