@@ -97,6 +97,9 @@ class AlignerConfig(_Strict):
     seed: int = Field(0, ge=0, lt=2**63, description="Drives every random choice: init, batches, noise.")
     device: str = Field("auto", description="'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'.")
     training: TrainConfig = Field(default_factory=TrainConfig)
+    losses: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Loss family -> its options (e.g. {'contrastive_align': {'temperature': "
+                                          "0.1}}), validated by the family's own options model. Default: none.")
 
     @field_validator("device")
     @classmethod
@@ -120,6 +123,7 @@ def recipe_defaults(name: str) -> dict[str, Any]:
             "amsgrad": t.amsgrad, "weight_decay": t.weight_decay,
             "warmup": {k: v.model_dump(exclude_none=True) for k, v in t.warmup.items()},
         },
+        **({"losses": {k: dict(v) for k, v in recipe.losses.items()}} if recipe.losses else {}),
     }
 
 

@@ -18,7 +18,7 @@ a generator, and the training step strategies (:mod:`mmalign.training.steps`) ca
 
 from __future__ import annotations
 
-from typing import Collection, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -27,9 +27,10 @@ from .errors import ConfigError
 from .losses import Reparameterization, apply_noise, draw_noise
 from .modality import Modality
 from .schedule import LossWeights
-from .terms import Decode, Encode, LossTerm, TermInputs, ordered_pairs, unordered_pairs
+from .terms import ClassInfo, Decode, Encode, LossTerm, ModuleSpec, TermInputs, ordered_pairs, unordered_pairs
 
-__all__ = ["AlignedVAE", "LossWeights", "compute_terms", "default_terms", "ordered_pairs", "unordered_pairs"]
+__all__ = ["AlignedVAE", "LossWeights", "compute_terms", "critic_loss", "default_terms", "ordered_pairs",
+           "unordered_pairs"]
 
 
 def default_terms() -> list[LossTerm]:
@@ -51,6 +52,14 @@ class AlignedVAE(nn.Module):
         pair_weights: an extra weight per term name, e.g. ``{"cross/att->img": 0.5}``; a name that
             is not a term of this model is an error.
         terms: the loss families (default: every registered family, :func:`default_terms`).
+        num_classes: the number of training classes, given to the families' module factories
+            (default 0: no family needs it).
+        loss_options: family -> its validated options (default: none; a family with an
+            ``options`` model not named here gets that model's defaults).
+
+    The modules of the families that own one (``LossTerm.build``) are built after the encoders and
+    decoders (so those draw the same initial weights with or without them) and live in
+    ``loss_modules`` (state-dict keys ``loss_modules.<family>.*``).
     """
 
     def __init__(
@@ -62,6 +71,8 @@ class AlignedVAE(nn.Module):
         reduction: str = "sum",
         pair_weights: Mapping[str, float] | None = None,
         terms: Sequence[LossTerm] | None = None,
+        num_classes: int = 0,
+        loss_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.names = list(modalities)
@@ -78,6 +89,23 @@ class AlignedVAE(nn.Module):
                               f"its terms are {self.term_names()[:-1]}")
         self.encoders = nn.ModuleDict({n: m.build_encoder(dims[n], latent_size) for n, m in modalities.items()})
         self.decoders = nn.ModuleDict({n: m.build_decoder(latent_size, dims[n]) for n, m in modalities.items()})
+        self.num_classes = int(num_classes)
+        self.loss_options = {t.family: (loss_options or {}).get(t.family) or t.options()
+                             for t in self.terms if t.options is not None}
+        self.loss_modules = nn.ModuleDict({
+            t.family: t.build(ModuleSpec(latent_size, dict(dims), tuple(self.names), self.num_classes,
+                                         self.loss_options.get(t.family)))
+            for t in self.terms if t.build is not None})
+
+    @property
+    def adversaries(self) -> list[LossTerm]:
+        """The adversarial families (those with a ``critic``), in order."""
+        return [t for t in self.terms if t.critic is not None]
+
+    def vae_parameters(self) -> list[nn.Parameter]:
+        """Every parameter the VAE's optimiser trains: all but the adversarial families' modules."""
+        excluded = {id(p) for t in self.adversaries for p in self.loss_modules[t.family].parameters()}
+        return [p for p in self.parameters() if id(p) not in excluded]
 
     def term_names(self) -> list[str]:
         """Every term :meth:`forward` returns, in order (``loss`` last)."""
@@ -133,6 +161,7 @@ def compute_terms(
     eps: Mapping[str, torch.Tensor],
     weights: LossWeights | torch.Tensor,
     active: Collection[str] | None = None,
+    classes: ClassInfo | None = None,
 ) -> torch.Tensor:
     """Every term for S runs, ``(S, T)`` in ``model.term_names()`` order, ``loss`` last.
 
@@ -145,6 +174,7 @@ def compute_terms(
     ``active`` names the families that enter the loss and get a graph (default: those with a
     non-zero :class:`LossWeights` weight; every family for a tensor). The others are evaluated
     without a graph, for the log only. Logged terms are detached; the loss keeps the graph.
+    ``classes`` (default None) gives the families the batch's labels and the class tables.
     """
     names = model.names
     dtype = eps[names[0]].dtype
@@ -157,7 +187,8 @@ def compute_terms(
         posteriors[n] = (mu.to(dtype), logvar.to(dtype))
     latents = {n: apply_noise(mu, lv, model.reparameterization, eps[n]) for n, (mu, lv) in posteriors.items()}
     batch_decodes = any(t.decodes == "cross" and t.family in active for t in model.terms)
-    inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, batch_decodes)
+    inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, batch_decodes,
+                        classes, model.loss_modules, model.loss_options)
 
     values: dict[str, torch.Tensor] = {}
 
@@ -192,3 +223,34 @@ def compute_terms(
     # The logged terms leave the graph: stacked as they are, each would get a zero gradient back from
     # the stack (a zeros and an add kernel per term on every step, a fifth of a GPU step's kernels).
     return torch.stack([*(values[n].detach() for n in order), loss], dim=1)
+
+
+def critic_loss(
+    model: AlignedVAE,
+    term: LossTerm,
+    encode: Encode,
+    decode: Decode,
+    batch: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    eps: Mapping[str, torch.Tensor],
+    classes: ClassInfo | None = None,
+) -> torch.Tensor:
+    """``(S,)``: the adversarial family ``term``'s critic objective summed over its tuples, on the
+    VAE's posteriors and latents computed without a graph (so only the critic's module gets
+    gradients). Reduced over the batch as the terms are."""
+    names = model.names
+    dtype = eps[names[0]].dtype
+    masks = {n: m.to(dtype) for n, m in masks.items()}
+    with torch.no_grad():
+        posteriors = {}
+        for n in names:
+            mu, logvar = encode(n, batch[n])
+            posteriors[n] = (mu.to(dtype), logvar.to(dtype))
+        latents = {n: apply_noise(mu, lv, model.reparameterization, eps[n]) for n, (mu, lv) in posteriors.items()}
+    inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, False,
+                        classes, model.loss_modules, model.loss_options)
+    total = None
+    for tup in term.tuples(names):
+        value = _reduce(model.reduction, term.critic(inputs, *tup), inputs.mask(*tup))
+        total = value if total is None else total + value
+    return total

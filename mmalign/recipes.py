@@ -12,7 +12,7 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -107,6 +107,10 @@ class Recipe(_Strict):
     model: RecipeModel
     training: RecipeTraining
     classifier: RecipeClassifier
+    #: loss family -> its options (validated by the family's own ``options`` model when a run is built)
+    losses: dict[str, dict[str, Any]] = {}
+    #: how the recipe's values were chosen: the search space and the command (free-form; recorded)
+    search: dict[str, Any] = {}
 
 
 class ReferenceResult(_Strict):
