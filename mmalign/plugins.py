@@ -39,6 +39,10 @@ BUILTIN_PLUGINS = (
     "mmalign_plugins.text",
     "mmalign_plugins.cada_losses",
     "mmalign_plugins.contrastive",
+    "mmalign_plugins.contrastive_alignment",
+    "mmalign_plugins.classification",
+    "mmalign_plugins.adversarial_alignment",
+    "mmalign_plugins.cub_latents",
 )
 ENV_ALLOW = "MMALIGN_PLUGINS"
 ENV_TRACE = "MMALIGN_TRACE_PLUGINS"
