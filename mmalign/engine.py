@@ -34,10 +34,11 @@ __all__ = ["AlignedVAE", "LossWeights", "compute_terms", "critic_loss", "default
 
 
 def default_terms() -> list[LossTerm]:
-    """Every loss family registered through the plugins' ``register_losses`` hook."""
+    """The loss families registered through the plugins' ``register_losses`` hook whose default
+    weight is not 0 (the rule of the hook: a family never weighed is not part of a model)."""
     from .plugins import get_catalog
 
-    return list(get_catalog().losses.values())
+    return [t for t in get_catalog().losses.values() if t.default_ramp().factor != 0.0]
 
 
 class AlignedVAE(nn.Module):
@@ -51,7 +52,8 @@ class AlignedVAE(nn.Module):
         reduction: batch reduction of every term, ``sum`` (CADA) or ``mean``.
         pair_weights: an extra weight per term name, e.g. ``{"cross/att->img": 0.5}``; a name that
             is not a term of this model is an error.
-        terms: the loss families (default: every registered family, :func:`default_terms`).
+        terms: the loss families (default: every registered family with a non-zero default weight,
+            :func:`default_terms`).
         num_classes: the number of training classes, given to the families' module factories
             (default 0: no family needs it).
         loss_options: family -> its validated options (default: none; a family with an
