@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, field_validator, model_serializer, model_validator
 
 from .errors import ConfigError
 from .recipes import Ramp, load_recipe
@@ -100,6 +100,15 @@ class AlignerConfig(_Strict):
     losses: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Loss family -> its options (e.g. {'contrastive_align': {'temperature': "
                                           "0.1}}), validated by the family's own options model. Default: none.")
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_losses(self, handler):
+        """Without loss options the dump is the one of earlier releases (checkpoints, config
+        hashes and resume fingerprints unchanged)."""
+        out = handler(self)
+        if isinstance(out, dict) and not out.get("losses"):
+            out.pop("losses", None)
+        return out
 
     @field_validator("device")
     @classmethod
