@@ -39,7 +39,9 @@ from .resume import STATE_FILE, load_training_state, restore_optimizer, save_tra
 from .schedule import LossSchedule
 from .threads import training_threads
 from .mapped import MappedFeatures
+from .terms import loss_options
 from .training import Callback, Checkpointer, EpochLog, TrainingTensors, new_optimizer, train, train_seeds
+from .training.adversarial import critic_optimizers
 from .training.tensors import MappedRows
 from .training.distributed import current as current_process_group
 
@@ -167,9 +169,14 @@ class Aligner:
         self.recipe: Recipe | None = None if recipe is None else load_recipe(recipe)
         self.config = make_config(config, self.recipe)
         self.modalities: dict[str, Modality] = {m.name: apply_recipe_sizes(m, self.recipe) for m in built}
+        registered = list(self.catalog.losses.values())
         named = set(self.config.training.warmup) | set(self.config.loss_options)
-        self.loss_terms = [t for t in self.catalog.losses.values() if not t.optional or t.family in named]
-        self.schedule()  # an unknown loss family fails here, not after data loading
+        candidates = [t for t in registered if not t.optional or t.family in named]
+        # an unknown loss family fails here, not after data loading; a family never weighed is left out
+        self.loss_terms = LossSchedule(candidates, self.config.training.warmup).weighed(candidates)
+        self.loss_options = loss_options(self.loss_terms, registered, self.config.loss_options)
+        #: the number of training classes (sizes the loss families' modules; set by fit)
+        self.num_classes = 0
         # sizes no machine could train are a config error now, not an allocator error in fit()
         # (input dimensions are unknown until the data comes: counted as 1, a lower bound)
         check_model_memory(self.modalities, {}, self.config.latent_size, torch.device("cpu"))
@@ -219,7 +226,7 @@ class Aligner:
             model = AlignedVAE(
                 self.modalities, self.dims, self.config.latent_size, self.config.reparameterization,
                 self.config.reduction, self.config.pair_weights, self.loss_terms,
-                self.config.tuple_scaling, self.config.loss_options,
+                self.config.tuple_scaling, num_classes=self.num_classes, loss_options=self.loss_options,
             )
         self.model = model.to(self.device)
         return self.model
@@ -231,6 +238,7 @@ class Aligner:
         train_classes = np.unique(labels)
         device = self.device
         tensors = TrainingTensors(labels=torch.as_tensor(labels, dtype=torch.long, device=device))
+        self.num_classes = int(train_classes.size)
         for name, modality in self.modalities.items():
             prepared = modality.prepare(data)
             normaliser = modality.make_normaliser()
@@ -318,19 +326,20 @@ class Aligner:
         tensors = self.training_tensors(data, split)
         model = self.build(self.dims)
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
-        optimizer = new_optimizer(model.parameters(), self.config.training, self.device)
+        optimizer = new_optimizer(model.vae_parameters(), self.config.training, self.device)
+        critics = critic_optimizers(model)
         self.distributed = None  # not part of the fingerprint: a run resumes with another world size
         fingerprint = {"describe": self.describe(), "split": split, "data": data.name}
         self.distributed = group.describe() if group is not None else None
         start, prior = 0, []
         if resume and checkpoint_dir is not None and (Path(checkpoint_dir) / STATE_FILE).exists():
-            start, prior = self._restore(Path(checkpoint_dir), fingerprint, optimizer, generator)
+            start, prior = self._restore(Path(checkpoint_dir), fingerprint, optimizer, generator, critics)
         extra: list[Callback] = []
         if checkpoint_dir is not None and checkpoint_every is not None and (group is None or group.primary):
             def save(epochs_done: int, history: list[EpochLog]) -> None:
                 def write(folder: Path) -> Path:
                     return save_training_state(folder, model, optimizer, generator, self._normaliser_state(),
-                                               epochs_done, history, fingerprint, self.distributed)
+                                               epochs_done, history, fingerprint, self.distributed, critics)
 
                 # a state that cannot be written (a full disk) keeps the previous one there and the
                 # in-progress model, optimizer and generator in a rescue folder, named in the error
@@ -345,7 +354,7 @@ class Aligner:
             torch.manual_seed(self.config.seed + start)
             history = train(model, tensors, self.config.training, generator, optimizer, start_epoch=start,
                             progress=progress and (group is None or group.primary), callbacks=[*extra, *callbacks],
-                            distributed=group, num_threads=training_threads())
+                            distributed=group, num_threads=training_threads(), critics=critics)
         self.history = prior + history
         return self.history
 
@@ -360,6 +369,15 @@ class Aligner:
         if current_process_group() is not None:
             raise ConfigError("fit_seeds trains several seeds in one process; under torchrun train one run with fit()")
         self.override(epochs=epochs)
+        if any(t.build is not None for t in self.loss_terms):  # such modules are not stacked: one run at a time
+            fitted = []
+            for seed in seeds:
+                one = copy.copy(self)
+                one.config = self.config.model_copy(update={"seed": int(seed)})
+                one.normalisers, one.dims, one.model, one.history = {}, {}, None, []
+                one.fit(data, split=split, progress=progress, callbacks=callbacks)
+                fitted.append(one)
+            return fitted
         self.warn_short_warmup()
         data.validate()
         tensors = self.training_tensors(data, split)  # the normalisers do not depend on the seed
@@ -381,7 +399,8 @@ class Aligner:
         return {f"{n}.{k}": v for n, z in self.normalisers.items() for k, v in z.state().items()}
 
     def _restore(self, folder: Path, fingerprint: dict[str, Any], optimizer: torch.optim.Optimizer,
-                 generator: torch.Generator) -> tuple[int, list[EpochLog]]:
+                 generator: torch.Generator,
+                 critics: dict[str, torch.optim.Optimizer] | None = None) -> tuple[int, list[EpochLog]]:
         """Load a saved training state into the fresh model, optimizer and generator."""
         state = load_training_state(folder, generator)
         where = folder / STATE_FILE
@@ -394,6 +413,12 @@ class Aligner:
         check_state(where, model.state_dict(), state["model"])
         model.load_state_dict(state["model"], strict=True)
         restore_optimizer(optimizer, state["optimizer"], state["optimizer_scalars"])
+        critics = critics or {}
+        if set(critics) != set(state["critics"]):
+            raise CheckpointError(f"{where}: field 'critics' holds {sorted(state['critics'])}, this model's "
+                                  f"adversarial loss families are {sorted(critics)}")
+        for family, critic in critics.items():
+            restore_optimizer(critic, *state["critics"][family])
         generator.set_state(state["generator"])
         return state["epochs_done"], state["history"]
 
@@ -462,6 +487,8 @@ class Aligner:
         body = {"mmalign_version": __version__, "aligner": self.config.model_dump(mode="json"), "modalities": modalities}
         if self.recipe is not None:  # the whole recipe: eval classifies with it, wherever it came from
             body["recipe"] = self.recipe.model_dump(mode="json")
+        if any(t.build is not None for t in self.loss_terms):
+            body["num_classes"] = self.num_classes
         if self.run_config is not None:
             body["run"] = self.run_config
         if self.distributed is not None:
@@ -523,6 +550,10 @@ class Aligner:
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims.values()):
             raise CheckpointError(f"{path / 'config.json'}: every modality needs a positive integer 'dim', got {dims}")
         check_model_memory(aligner.modalities, dims, config.latent_size, aligner.device, where=str(path / "config.json"))
+        classes = cfg.get("num_classes", 0)
+        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 0:
+            raise CheckpointError(f"{path / 'config.json'}: key 'num_classes' must be a non-negative integer, got {classes!r}")
+        aligner.num_classes = classes
         model = aligner.build(dims)
         state = load_tensors(path / MODEL)
         check_state(path / MODEL, model.state_dict(), state)

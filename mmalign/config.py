@@ -13,7 +13,7 @@ import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError,
-                      field_validator, model_validator)
+                      field_validator, model_serializer, model_validator)
 
 from .errors import ConfigError, format_validation_error
 from .ramps import Ramp
@@ -147,6 +147,15 @@ class AlignerConfig(_Strict):
     seed: int = Field(0, ge=0, lt=2**63, description="Drives every random choice: init, batches, noise.")
     device: str = Field("auto", description="'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'.")
     training: TrainConfig = Field(description="Optimisation (see TrainConfig).")
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_loss_options(self, handler):
+        """Without loss options the dump is the one of earlier releases (checkpoints, config
+        hashes and resume fingerprints unchanged)."""
+        out = handler(self)
+        if isinstance(out, dict) and not out.get("loss_options"):
+            out.pop("loss_options", None)
+        return out
 
     @model_validator(mode="before")
     @classmethod

@@ -35,8 +35,17 @@ class MmalignHooks:
 
         A family has a name (the prefix of its term names), a per-sample function, the modality
         tuples it applies to (``each``, ``ordered`` or ``unordered`` pairs) and a default weight
-        schedule; the config's ``training.warmup.<family>`` overrides the schedule. Every model
-        evaluates every registered family (its values are logged even while its weight is 0). A
+        schedule; the config's ``training.warmup.<family>`` overrides the schedule. It may also
+        read the batch's class labels and class tables, take options (validated from the config's
+        ``loss_options.<family>`` table), own a trainable module, and be adversarial (see
+        :mod:`mmalign.terms`).
+
+        Which families a run has: every registered family whose weight schedule is not 0 at every
+        epoch. A family whose schedule is identically 0 (default weight 0 and no
+        ``training.warmup`` entry, or an entry with ``factor = 0``) is neither built, computed nor
+        logged, so an installed family that a recipe does not weigh leaves no trace in its runs
+        (no term in the history, no module in the checkpoint). A weighed family is evaluated at
+        every step and logged in every epoch, also while its warm-up keeps its weight at 0. A
         family registered by two plugins is an error naming both.
         """
 

@@ -27,17 +27,19 @@ from .errors import ConfigError
 from .losses import Reparameterization, apply_noise, draw_noise
 from .modality import Modality
 from .schedule import LossWeights
-from .terms import Decode, Encode, LossTerm, TermInputs, ordered_pairs, unordered_pairs
+from .terms import ClassInfo, Decode, Encode, LossTerm, ModuleSpec, TermInputs, ordered_pairs, unordered_pairs
 
-__all__ = ["AlignedVAE", "LossWeights", "compute_terms", "default_terms", "ordered_pairs", "unordered_pairs"]
+__all__ = ["AlignedVAE", "LossWeights", "compute_terms", "critic_loss", "default_terms", "ordered_pairs",
+           "unordered_pairs"]
 
 
 def default_terms() -> list[LossTerm]:
-    """Every loss family registered through the plugins' ``register_losses`` hook, except the
+    """The loss families registered through the plugins' ``register_losses`` hook whose default
+    weight is not 0 (the rule of the hook: a family never weighed is not part of a model), less the
     optional ones (:attr:`LossTerm.optional`, present only when a config names them)."""
     from .plugins import get_catalog
 
-    return [t for t in get_catalog().losses.values() if not t.optional]
+    return [t for t in get_catalog().losses.values() if not t.optional and t.default_ramp().factor != 0.0]
 
 
 class AlignedVAE(nn.Module):
@@ -51,15 +53,22 @@ class AlignedVAE(nn.Module):
         reduction: batch reduction of every term, ``sum`` (CADA) or ``mean``.
         pair_weights: an extra weight per term name, e.g. ``{"cross/att->img": 0.5}``; a name that
             is not a term of this model is an error.
-        terms: the loss families (default: every registered family, :func:`default_terms`).
+        terms: the loss families (default: every registered family with a non-zero default weight,
+            :func:`default_terms`).
         tuple_scaling: how a family's terms over its modality tuples add up (:data:`TUPLE_SCALINGS`):
             ``sum`` (default, CADA-VAE: a family grows with the number of tuples, e.g. 6
             cross-reconstructions at M = 3 against 2 at M = 2), ``mean`` (each family is the mean
             over its tuples, so its weight means the same for any M) or ``pair`` (each family is
             scaled to its number of tuples at M = 2: identical to ``sum`` for two modalities, and
             the same size for more).
-        loss_options: family -> options of that family (e.g. ``{"contrastive": {"temperature":
-            0.05}}``); an option the family does not declare (:attr:`LossTerm.options`) is an error.
+        num_classes: the number of training classes, given to the families' module factories
+            (default 0: no family needs it).
+        loss_options: family -> its options, validated objects or dicts (default: none; a family with
+            options not named here gets their defaults); an unknown family or option is an error.
+
+    The modules of the families that own one (``LossTerm.build``) are built after the encoders and
+    decoders (so those draw the same initial weights with or without them) and live in
+    ``loss_modules`` (state-dict keys ``loss_modules.<family>.*``).
     """
 
     def __init__(
@@ -72,7 +81,8 @@ class AlignedVAE(nn.Module):
         pair_weights: Mapping[str, float] | None = None,
         terms: Sequence[LossTerm] | None = None,
         tuple_scaling: str = "sum",
-        loss_options: Mapping[str, Mapping[str, Any]] | None = None,
+        num_classes: int = 0,
+        loss_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.names = list(modalities)
@@ -91,9 +101,24 @@ class AlignedVAE(nn.Module):
             raise ConfigError(f"config: key 'tuple_scaling': expected one of {TUPLE_SCALINGS}, got {tuple_scaling!r}")
         self.tuple_scaling = tuple_scaling
         self.tuple_scale = {t.family: tuple_scale(t, self.names, tuple_scaling) for t in self.terms}
-        self.loss_options = resolve_loss_options(self.terms, loss_options or {})
         self.encoders = nn.ModuleDict({n: m.build_encoder(dims[n], latent_size) for n, m in modalities.items()})
         self.decoders = nn.ModuleDict({n: m.build_decoder(latent_size, dims[n]) for n, m in modalities.items()})
+        self.num_classes = int(num_classes)
+        self.loss_options = resolve_loss_options(self.terms, loss_options or {})
+        self.loss_modules = nn.ModuleDict({
+            t.family: t.build(ModuleSpec(latent_size, dict(dims), tuple(self.names), self.num_classes,
+                                         self.loss_options.get(t.family)))
+            for t in self.terms if t.build is not None})
+
+    @property
+    def adversaries(self) -> list[LossTerm]:
+        """The adversarial families (those with a ``critic``), in order."""
+        return [t for t in self.terms if t.critic is not None]
+
+    def vae_parameters(self) -> list[nn.Parameter]:
+        """Every parameter the VAE's optimiser trains: all but the adversarial families' modules."""
+        excluded = {id(p) for t in self.adversaries for p in self.loss_modules[t.family].parameters()}
+        return [p for p in self.parameters() if id(p) not in excluded]
 
     def term_names(self) -> list[str]:
         """Every term :meth:`forward` returns, in order (``loss`` last)."""
@@ -144,19 +169,34 @@ def tuple_scale(term: LossTerm, names: Sequence[str], scaling: str) -> float:
     return len(term.tuples(["a", "b"])) / count
 
 
-def resolve_loss_options(terms: Sequence[LossTerm], given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each family's declared options with the config's values over them; an unknown family or
-    option is a :class:`ConfigError` naming the key."""
-    declared = {t.family: dict(t.options) for t in terms}
+def resolve_loss_options(terms: Sequence[LossTerm], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Each family's validated options object (its ``options`` model; the config's values over the
+    defaults); an unknown family, an option it does not take or a bad value is a
+    :class:`ConfigError` naming the key ``loss_options.<family>``."""
+    from pydantic import BaseModel, ValidationError
+
+    from .errors import format_validation_error
+
+    families = {t.family: t for t in terms}
     for family, values in given.items():
-        if family not in declared:
-            raise ConfigError(f"config: key 'loss_options.{family}': no loss family {family!r} is registered; "
-                              f"known families: {sorted(declared)}")
-        unknown = sorted(set(values) - set(declared[family]))
-        if unknown:
-            raise ConfigError(f"config: key 'loss_options.{family}.{unknown[0]}': family {family!r} takes "
-                              f"{sorted(declared[family]) or 'no options'}")
-    return {f: {**d, **dict(given.get(f, {}))} for f, d in declared.items()}
+        if family not in families:
+            raise ConfigError(f"config: key 'loss_options.{family}': no loss family {family!r} in this model; "
+                              f"its families: {sorted(families)}")
+        if families[family].options is None and values:
+            raise ConfigError(f"config: key 'loss_options.{family}': family {family!r} takes no options")
+    out: dict[str, Any] = {}
+    for t in terms:
+        if t.options is None:
+            continue
+        value = given.get(t.family) or {}
+        if isinstance(value, BaseModel):
+            out[t.family] = value
+            continue
+        try:
+            out[t.family] = t.options.model_validate(dict(value))
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(f"config: key 'loss_options.{t.family}'", exc)) from None
+    return out
 
 
 def _reduce(reduction: str, per_sample: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -179,6 +219,7 @@ def compute_terms(
     eps: Mapping[str, torch.Tensor],
     weights: LossWeights | torch.Tensor,
     active: Collection[str] | None = None,
+    classes: ClassInfo | None = None,
 ) -> torch.Tensor:
     """Every term for S runs, ``(S, T)`` in ``model.term_names()`` order, ``loss`` last.
 
@@ -191,6 +232,7 @@ def compute_terms(
     ``active`` names the families that enter the loss and get a graph (default: those with a
     non-zero :class:`LossWeights` weight; every family for a tensor). The others are evaluated
     without a graph, for the log only. Logged terms are detached; the loss keeps the graph.
+    ``classes`` (default None) gives the families the batch's labels and the class tables.
     """
     names = model.names
     dtype = eps[names[0]].dtype
@@ -204,7 +246,7 @@ def compute_terms(
     latents = {n: apply_noise(mu, lv, model.reparameterization, eps[n]) for n, (mu, lv) in posteriors.items()}
     batch_decodes = any(t.decodes == "cross" and t.family in active for t in model.terms)
     inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, batch_decodes,
-                        getattr(model, "loss_options", None), model.reparameterization, eps)
+                        classes, model.loss_modules, model.loss_options, model.reparameterization, eps)
 
     values: dict[str, torch.Tensor] = {}
 
@@ -240,3 +282,34 @@ def compute_terms(
     # The logged terms leave the graph: stacked as they are, each would get a zero gradient back from
     # the stack (a zeros and an add kernel per term on every step, a fifth of a GPU step's kernels).
     return torch.stack([*(values[n].detach() for n in order), loss], dim=1)
+
+
+def critic_loss(
+    model: AlignedVAE,
+    term: LossTerm,
+    encode: Encode,
+    decode: Decode,
+    batch: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    eps: Mapping[str, torch.Tensor],
+    classes: ClassInfo | None = None,
+) -> torch.Tensor:
+    """``(S,)``: the adversarial family ``term``'s critic objective summed over its tuples, on the
+    VAE's posteriors and latents computed without a graph (so only the critic's module gets
+    gradients). Reduced over the batch as the terms are."""
+    names = model.names
+    dtype = eps[names[0]].dtype
+    masks = {n: m.to(dtype) for n, m in masks.items()}
+    with torch.no_grad():
+        posteriors = {}
+        for n in names:
+            mu, logvar = encode(n, batch[n])
+            posteriors[n] = (mu.to(dtype), logvar.to(dtype))
+        latents = {n: apply_noise(mu, lv, model.reparameterization, eps[n]) for n, (mu, lv) in posteriors.items()}
+    inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, False,
+                        classes, model.loss_modules, model.loss_options, model.reparameterization, eps)
+    total = None
+    for tup in term.tuples(names):
+        value = _reduce(model.reduction, term.critic(inputs, *tup), inputs.mask(*tup))
+        total = value if total is None else total + value
+    return total

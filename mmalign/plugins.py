@@ -43,6 +43,10 @@ BUILTIN_PLUGINS = (
     "mmalign_plugins.contrastive",
     "mmalign_plugins.benchmarks",
     "mmalign_plugins.joint",
+    "mmalign_plugins.contrastive_alignment",
+    "mmalign_plugins.classification",
+    "mmalign_plugins.adversarial_alignment",
+    "mmalign_plugins.cub_latents",
 )
 #: What a registered benchmark must have besides its name (see mmalign.benchmarks.Benchmark).
 BENCHMARK_METHODS = ("add_arguments", "request", "run", "summarise")

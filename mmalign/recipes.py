@@ -99,6 +99,8 @@ class Recipe(_Strict):
     modality_options: dict[str, dict[str, Any]] = {}
     #: cub-text's settings with this recipe (None: 50 epochs, hidden (512, 512), 15 class repeats)
     retrieval: RecipeRetrieval | None = None
+    #: how the recipe's values were chosen: the search space and the command (free-form; recorded)
+    search: dict[str, Any] = {}
     #: where it was read from (a registry file or the user's), for messages and records
     _path: Path | None = PrivateAttr(default=None)
 

@@ -63,14 +63,21 @@ def save_training_state(
     history: list[EpochLog],
     config: dict[str, Any],
     distributed: dict[str, Any] | None = None,
+    critics: dict[str, torch.optim.Optimizer] | None = None,
 ) -> Path:
     """Write the training state atomically; ``distributed`` (world size and backend of a
-    data-parallel run, default None) is recorded beside ``config`` but never compared on resume."""
+    data-parallel run, default None) is recorded beside ``config`` but never compared on resume;
+    ``critics`` (adversarial loss family -> its module's optimiser, default None) are saved as
+    tensors ``critic.<family>.<n>.<name>`` and metadata ``critics``."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt_tensors, opt_scalars = optimizer_tensors(optimizer)
     tensors.update(opt_tensors)
     tensors.update({f"norm.{k}": v for k, v in normalisers.items()})
     tensors["rng.generator"] = generator.get_state()
+    critic_scalars = {}
+    for family, critic in (critics or {}).items():
+        part, critic_scalars[family] = optimizer_tensors(critic)
+        tensors.update({f"critic.{family}.{k.split('.', 1)[1]}": v for k, v in part.items()})
     metadata = {
         "state_version": str(STATE_VERSION),
         "epochs_done": str(epochs_done),
@@ -80,6 +87,8 @@ def save_training_state(
     }
     if distributed is not None:
         metadata["distributed"] = json.dumps(distributed, sort_keys=True)
+    if critics:
+        metadata["critics"] = json.dumps(critic_scalars)
     path = Path(folder) / STATE_FILE
     save_tensors(path, tensors, metadata)
     return path
@@ -203,4 +212,22 @@ def load_training_state(folder: str | Path, generator: torch.Generator | None = 
     _check_optimizer(path, parts["optimizer_scalars"], parts["optimizer"])
     parts["normalisers"] = {k[5:]: v for k, v in tensors.items() if k.startswith("norm.")}
     parts["generator"] = rng
+    parts["critics"] = _critics(path, meta, tensors)
     return parts
+
+
+def _critics(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> dict[str, tuple[dict, dict]]:
+    """Adversarial family -> (its optimiser's tensors named ``optim.<n>.<name>``, its scalars)."""
+    try:
+        scalars = json.loads(meta.get("critics", "{}"))
+    except json.JSONDecodeError as exc:
+        raise _field(path, "critics", f"is not valid JSON ({exc})") from None
+    if not isinstance(scalars, dict):
+        raise _field(path, "critics", "must map loss families to optimiser states")
+    out = {}
+    for family, scalar in scalars.items():
+        prefix = f"critic.{family}."
+        part = {"optim." + k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        _check_optimizer(path, scalar, part)
+        out[family] = (part, scalar)
+    return out

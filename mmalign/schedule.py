@@ -45,16 +45,24 @@ class LossWeights(Mapping[str, float]):
 
 class LossSchedule:
     """``families``' weight schedules: the config's ramp where it names the family, else the
-    family's registered default. ``at(epoch)`` gives the :class:`LossWeights` of an epoch."""
+    family's registered default. ``at(epoch)`` gives the :class:`LossWeights` of an epoch. A ramp
+    naming a family not in ``terms`` is an error unless its factor is 0 (a family left out of the
+    model by :meth:`weighed`)."""
 
     def __init__(self, terms: Sequence[LossTerm], ramps: Mapping[str, Ramp], where: str = "training.warmup") -> None:
         known = [t.family for t in terms]
-        unknown = sorted(set(ramps) - set(known))
+        unknown = sorted(f for f in set(ramps) - set(known) if ramps[f].factor != 0.0)
         if unknown:
             raise ConfigError(f"config: key '{where}.{unknown[0]}': no loss family {unknown[0]!r} is registered; "
                               f"known families: {known}")
         self.ramps: dict[str, Ramp] = {t.family: ramps.get(t.family, t.default_ramp()) for t in terms}
         self.families = known
+
+    def weighed(self, terms: Sequence[LossTerm]) -> list[LossTerm]:
+        """``terms`` without the families whose schedule is 0 at every epoch (factor 0): those are
+        neither built, computed nor logged (so an installed family a recipe does not weigh leaves
+        no trace in its runs). A family whose warm-up merely starts after a short run ends is kept."""
+        return [t for t in terms if self.ramps[t.family].factor != 0.0]
 
     def at(self, epoch: int) -> LossWeights:
         return LossWeights({f: r.at(epoch) for f, r in self.ramps.items()})

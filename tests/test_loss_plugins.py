@@ -45,18 +45,38 @@ def aligner(**training):
 def test_loss_plugin_term_from_a_test_file_trains_end_to_end(meangap_plugin):
     assert meangap_plugin.loss_plugins["meangap"] == "test-meangap"
     data = make_toy_data()
-    off = aligner()
+    off = aligner(warmup={"meangap": {"start": 5, "end": 6, "factor": 50.0}})  # weight 0 in all 3 epochs
     h_off = off.fit(data, progress=False)
     on = aligner(warmup={"meangap": {"factor": 50.0}})
     h_on = on.fit(data, progress=False)
     name = "meangap/attributes|image_features"
     assert name in h_on[-1].terms and h_on[-1].weights["meangap"] == 50.0
-    # logged while its weight is 0; trained (and so smaller) when weighted
+    # logged while its weight is 0 in a run that weighs it later; trained (and so smaller) when weighted
     assert h_off[-1].weights["meangap"] == 0.0
     assert h_on[-1].terms[name] < 0.75 * h_off[-1].terms[name]
     # its weighted value is part of the loss
     recon = sum(v for k, v in h_on[0].terms.items() if k.startswith("recon/"))
     assert h_on[0].terms["loss"] >= recon
+
+
+def test_family_a_recipe_never_weighs_is_neither_computed_nor_logged(meangap_plugin):
+    """The rule of the register_losses hook: a family whose schedule is 0 at every epoch (its
+    default weight 0 and no ramp, or a ramp of factor 0) is left out of the model."""
+    data = make_toy_data()
+    calls = []
+    term = meangap_plugin.losses["meangap"]
+    original = term.per_sample
+    object.__setattr__(term, "per_sample", lambda inputs, a, b: calls.append(1) or original(inputs, a, b))
+    try:
+        for warmup in ({}, {"meangap": {"factor": 0.0}}):
+            a = aligner(**({"warmup": warmup} if warmup else {}))
+            history = a.fit(data, progress=False)
+            assert "meangap" not in a.model.families and not calls
+            assert not any(k.startswith("meangap/") for k in history[-1].terms) and "meangap" not in history[-1].weights
+        aligner(warmup={"meangap": {"factor": 1.0}}).fit(data, progress=False)
+        assert calls
+    finally:
+        object.__setattr__(term, "per_sample", original)
 
 
 @mmalign.hookimpl(specname="register_losses")
@@ -85,15 +105,16 @@ def test_contrastive_at_recipe_weight_zero_leaves_cada_untouched():
     data = make_toy_data()
     a = aligner(epochs=3, warmup={"cross": {"start": 0, "end": 2, "factor": 2.0}})
     tensors = a.training_tensors(data)
-    model = a.build(a.dims)
-    assert "contrastive" in model.families and a.schedule().at(50)["contrastive"] == 0.0
-    without = copy.deepcopy(model)
-    without.terms = [t for t in model.terms if t.family != "contrastive"]
-    without.families = [t.family for t in without.terms]
+    without = a.build(a.dims)
+    assert "contrastive" not in without.families  # weight 0 in the recipe: not even built
+    model = copy.deepcopy(without)  # the same model evaluating the family at weight 0 (for the log)
+    model.terms = [*without.terms, mmalign.get_catalog().losses["contrastive"]]
+    model.families = [t.family for t in model.terms]
     config = a.config.training
     plain = config.model_copy(update={"warmup": {k: v for k, v in config.warmup.items() if k != "contrastive"}})
     h_with = train(model, tensors, config, torch.Generator().manual_seed(0), progress=False)
     h_without = train(without, tensors, plain, torch.Generator().manual_seed(0), progress=False)
+    assert "contrastive/attributes|image_features" in h_with[-1].terms
     for p, q in zip(model.parameters(), without.parameters()):
         assert torch.equal(p, q)
     assert [e.terms["loss"] for e in h_with] == [e.terms["loss"] for e in h_without]

@@ -22,9 +22,12 @@ def test_builtin_plugins_register_the_builtin_modalities_and_losses():
     registry = mmalign.get_catalog(refresh=True)
     assert {"image_features", "attributes", "sentences"} <= set(registry.entries)
     assert registry.entries["image_features"].plugin == "mmalign_plugins.image_features"
-    assert list(registry.losses) == ["recon", "kl", "cross", "align", "contrastive", "joint_cross", "joint_align"]
+    assert list(registry.losses) == ["recon", "kl", "cross", "align", "contrastive", "joint_cross", "joint_align",
+                                     "contrastive_align", "classify", "adversarial_align"]
     assert [f for f, t in registry.losses.items() if t.optional] == ["joint_cross", "joint_align"]
     assert registry.loss_plugins["contrastive"] == "mmalign_plugins.contrastive"
+    assert registry.loss_plugins["adversarial_align"] == "mmalign_plugins.adversarial_alignment"
+    assert registry.dataset("cub-latents").plugin == "mmalign_plugins.cub_latents"
     hooks_of = {p.name: p.hooks for p in registry.plugins.values() if p.builtin}
     assert hooks_of["mmalign_plugins.image_features"] == ["register_modalities"]
     assert hooks_of["mmalign_plugins.cada_losses"] == ["register_losses"]

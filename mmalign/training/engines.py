@@ -20,14 +20,16 @@ modality per step), so for one seed all engines see the same batches and the sam
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from ..config import TrainConfig
-from ..model import AlignedVAE, compute_terms
+from ..model import AlignedVAE, compute_terms, critic_loss
 from ..errors import ConfigError, TrainingError
 from ..schedule import LossSchedule
+from ..terms import ClassInfo
+from .adversarial import AdversarialStep, critic_optimizers, critic_steps
 from .callbacks import Callback, EpochLog, ProgressBar
 from .distributed import DistributedContext, DistributedStep
 from .graphs import capturable, capture_available
@@ -84,11 +86,27 @@ def _linear_mode(config: TrainConfig, device: torch.device, linear: str):
     return OneDnnLinear() if linear != "aten" and applies else None
 
 
+def class_info(data: TrainingTensors) -> "Callable[[torch.Tensor], ClassInfo]":
+    """``idx -> ClassInfo`` of the rows ``idx``: their labels, positions among the training
+    classes (sorted ids) and the per-class tables."""
+    classes = torch.unique(data.labels)
+    lookup = torch.full((int(classes.max()) + 1 if classes.numel() else 1,), -1, dtype=torch.long,
+                        device=data.labels.device)
+    lookup[classes] = torch.arange(classes.numel(), device=data.labels.device)
+
+    def info(idx: torch.Tensor) -> ClassInfo:
+        labels = data.labels[idx]
+        return ClassInfo(labels, lookup[labels], data.by_class)
+
+    return info
+
+
 def _run(template: AlignedVAE, encode, decode, params: list[torch.Tensor], data: TrainingTensors,
          config: TrainConfig, generators: Sequence[torch.Generator], optimizer: torch.optim.Optimizer | None,
          start_epoch: int, progress: bool, callbacks: Sequence[Callback], graphs: bool | None,
          linear: str, num_threads: int | None,
-         distributed: DistributedContext | None = None) -> list[list[EpochLog]]:
+         distributed: DistributedContext | None = None,
+         critics: dict[str, torch.optim.Optimizer] | None = None) -> list[list[EpochLog]]:
     check_engine(config)
     n = data.num_samples
     if n == 0:
@@ -98,16 +116,28 @@ def _run(template: AlignedVAE, encode, decode, params: list[torch.Tensor], data:
         raise ConfigError("a data-parallel run (torchrun) steps from Python: no CUDA graphs, no compile")
     if not data.resident and (graphs or config.compile):
         raise ConfigError("features read from disk are gathered from Python each step: no CUDA graphs, no compile")
-    graphed = False if distributed is not None or not data.resident else uses_graphs(config, device, graphs)
+    adversarial = bool(template.adversaries)
+    if adversarial and (distributed is not None or graphs or config.compile):
+        raise ConfigError(f"adversarial loss families {[t.family for t in template.adversaries]} step from Python: "
+                          "no data-parallel run, no CUDA graphs, no compile")
+    graphed = False if distributed is not None or not data.resident or adversarial else uses_graphs(config, device, graphs)
     optimizer = optimizer or new_optimizer(params, config, device, graphs)
     schedule = LossSchedule(template.terms, config.warmup)
     names = template.term_names()
     mode = _linear_mode(config, device, linear)
 
+    info = class_info(data)
+
     def terms(idx, eps, weights, active):
         batch, masks = data.batch(idx)
         with autocast_context(device, config.precision, cache=not graphed), (mode or contextlib.nullcontext()):
-            return compute_terms(template, encode, decode, batch, masks, eps, weights, active)
+            return compute_terms(template, encode, decode, batch, masks, eps, weights, active, info(idx))
+
+    def critic(family, idx, eps):
+        batch, masks = data.batch(idx)
+        term = next(t for t in template.adversaries if t.family == family)
+        with autocast_context(device, config.precision), (mode or contextlib.nullcontext()):
+            return critic_loss(template, term, encode, decode, batch, masks, eps, info(idx))
 
     if config.compile:
         terms = torch.compile(terms, dynamic=False)
@@ -122,6 +152,9 @@ def _run(template: AlignedVAE, encode, decode, params: list[torch.Tensor], data:
                 step = DistributedStep(*args[1:], model=template, context=distributed, reduction=template.reduction,
                                        masked=bool(data.masks),
                                        batch_coupled=[t.family for t in template.terms if t.batch_coupled])
+            elif adversarial:
+                step = AdversarialStep(*args, critic=critic, optimizers=critics or critic_optimizers(template),
+                                       steps=critic_steps(template), weights_as_tensor=config.compile)
             elif graphed:
                 step = GraphedStep(*args, params)
             else:
@@ -135,7 +168,8 @@ def _run(template: AlignedVAE, encode, decode, params: list[torch.Tensor], data:
 def train(model: AlignedVAE, data: TrainingTensors, config: TrainConfig, generator: torch.Generator,
           optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0, progress: bool = True,
           callbacks: Sequence[Callback] = (), *, graphs: bool | None = None, linear: str = "auto",
-          num_threads: int | None = None, distributed: DistributedContext | None = None) -> list[EpochLog]:
+          num_threads: int | None = None, distributed: DistributedContext | None = None,
+          critics: dict[str, torch.optim.Optimizer] | None = None) -> list[EpochLog]:
     """Train ``model`` in place with ``config.engine``; returns the per-epoch term means.
 
     ``optimizer`` continues a resumed run (with ``start_epoch``; the generator must hold the saved
@@ -145,12 +179,15 @@ def train(model: AlignedVAE, data: TrainingTensors, config: TrainConfig, generat
     except on Intel CPUs, :func:`~mmalign.training.onednn.preferred`), ``num_threads``
     (torch's intra-op threads for the duration), ``distributed`` (default ``None``: one process; a
     :class:`~mmalign.training.distributed.DistributedContext` trains data-parallel with
-    :class:`~mmalign.training.distributed.DistributedStep`, every rank calling ``train`` alike).
-    Raises :class:`TrainingError` when a loss term becomes NaN or infinite.
+    :class:`~mmalign.training.distributed.DistributedStep`, every rank calling ``train`` alike),
+    ``critics`` (family -> optimiser of each adversarial family's module, default new ones from
+    :func:`~mmalign.training.adversarial.critic_optimizers`; a resumed run passes the restored ones).
+    The VAE's optimiser trains :meth:`~mmalign.model.AlignedVAE.vae_parameters` (every parameter
+    but the critics'). Raises :class:`TrainingError` when a loss term becomes NaN or infinite.
     """
-    params = list(model.parameters())
+    params = model.vae_parameters()
     return _run(model, model.own_encode, model.own_decode, params, data, config, [generator], optimizer,
-                start_epoch, progress, callbacks, graphs, linear, num_threads, distributed)[0]
+                start_epoch, progress, callbacks, graphs, linear, num_threads, distributed, critics)[0]
 
 
 def train_seeds(models: Sequence[AlignedVAE], data: TrainingTensors, config: TrainConfig,
@@ -167,6 +204,9 @@ def train_seeds(models: Sequence[AlignedVAE], data: TrainingTensors, config: Tra
     if config.engine == "reference":
         raise ConfigError("training several seeds together needs engine 'auto'")
     template = models[0]
+    if len(template.loss_modules):
+        raise ConfigError(f"loss families with their own modules ({list(template.loss_modules)}) train one run at a "
+                          "time: use fit() per seed")
     for m in models[1:]:
         if (m.names, m.reparameterization, m.reduction, m.pair_weights, m.families) != \
                 (template.names, template.reparameterization, template.reduction, template.pair_weights, template.families):
