@@ -10,6 +10,7 @@ import torch
 from conftest import make_toy_data
 
 import mmalign
+from mmalign.plugins import get_catalog
 from mmalign.model import AlignedVAE, LossWeights
 from mmalign.losses import info_nce
 from mmalign.modality import FeatureModality
@@ -24,6 +25,9 @@ class Vec(FeatureModality):
 
 def model(dims, **kwargs):
     torch.manual_seed(0)
+    # the parameter-free families, contrastive included (a model built from a config leaves out the
+    # families it never weighs; these tests weigh them through LossWeights directly)
+    kwargs.setdefault("terms", [t for t in get_catalog().losses.values() if t.build is None and not t.optional])
     return AlignedVAE({n: Vec(name=n, hidden=(16, 12)) for n in dims}, dims, latent_size=6, **kwargs)
 
 
@@ -59,12 +63,13 @@ def test_tuple_scaling_pair_is_sum_at_m2_and_scales_each_family_at_m3():
 
 
 def test_loss_options_unknown_family_or_option_is_a_config_error_naming_the_key():
+    every = [t for t in get_catalog().losses.values() if t.build is None]
     with pytest.raises(mmalign.ConfigError, match="loss_options.nosuch"):
-        model({"a": 3, "b": 4}, loss_options={"nosuch": {}})
-    with pytest.raises(mmalign.ConfigError, match="loss_options.contrastive.temp'.*temperature"):
-        model({"a": 3, "b": 4}, loss_options={"contrastive": {"temp": 0.5}})
-    m = model({"a": 3, "b": 4}, loss_options={"contrastive": {"temperature": 0.5}})
-    assert m.loss_options["contrastive"] == {"temperature": 0.5, "positives": "row"}
+        model({"a": 3, "b": 4}, loss_options={"nosuch": {}}, terms=every)
+    with pytest.raises(mmalign.ConfigError, match="loss_options.contrastive'.*'temp': unknown key"):
+        model({"a": 3, "b": 4}, loss_options={"contrastive": {"temp": 0.5}}, terms=every)
+    m = model({"a": 3, "b": 4}, loss_options={"contrastive": {"temperature": 0.5}}, terms=every)
+    assert m.loss_options["contrastive"].model_dump() == {"temperature": 0.5, "positives": "row"}
 
 
 def test_contrastive_temperature_option_changes_the_term():
