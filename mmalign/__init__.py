@@ -1,14 +1,16 @@
 """mmalign: aligned VAEs for any number of modalities (CADA-VAE, generalised and reproduced).
 
-Public API::
+Public API:
 
-    import mmalign
-    aligner = mmalign.Aligner(["image_features", "attributes"])
-    aligner.fit(data)                  # data: mmalign.AlignmentData
-    aligner.save("runs/x"); mmalign.Aligner.load("runs/x")
+```python
+import mmalign
+aligner = mmalign.Aligner(["image_features", "attributes"])
+aligner.fit(data)                  # data: mmalign.AlignmentData
+aligner.save("runs/x"); mmalign.Aligner.load("runs/x")
+```
 
 The heavy names (everything that needs torch) load on first use, so that importing ``mmalign``
-can set OpenMP's wait policy before torch starts (:mod:`mmalign.threads`: a short spin, unless the
+can set OpenMP's wait policy before torch starts (`mmalign.threads`: a short spin, unless the
 environment sets one; import ``mmalign`` before ``torch`` for it to apply).
 """
 

@@ -2,7 +2,7 @@
 
 A reader never sees a half-written file; an interrupted write leaves the old file (or nothing).
 A write that fails (no space left, no permission, the folder is a file) removes its temp file,
-leaves the previous file untouched and raises :class:`~mmalign.errors.OutputError` naming the file.
+leaves the previous file untouched and raises `OutputError` naming the file.
 Files get the permissions any tool would give them (``0o666`` less the umask), not ``mkstemp``'s
 private ``0o600``.
 """
@@ -43,7 +43,7 @@ def current_umask() -> int:
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then move the result onto ``path`` in one rename.
 
-    Raises :class:`OutputError` (an ``OSError``) when the file cannot be written; ``path`` is then
+    Raises `OutputError` (an ``OSError``) when the file cannot be written; ``path`` is then
     exactly as before and no temp file is left behind.
     """
     path = Path(path)

@@ -2,8 +2,8 @@
 
 The one configuration layer: every value a recipe holds (latent size, sampling mode, reduction,
 the optimiser, the loss families' warm-ups) comes from the recipe, never from a number written
-here. :func:`make_config` merges user overrides over a :class:`~mmalign.recipes.Recipe`'s
-:meth:`~mmalign.recipes.Recipe.aligner_defaults`; a config validated without a recipe takes the
+here. `make_config` merges user overrides over a `Recipe`'s
+`aligner_defaults`; a config validated without a recipe takes the
 missing values from the recipe it names (``recipe``, default ``cada_vae``).
 """
 
@@ -189,7 +189,7 @@ def merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """:func:`merge_tables` for aligner configs, except that a loss family's schedule in
+    """`merge_tables` for aligner configs, except that a loss family's schedule in
     ``over["training"]["warmup"]`` replaces the base's whole (a user's constant weight is never
     mixed with the recipe's ramp)."""
     merged = merge_tables(base, over)
@@ -205,7 +205,7 @@ def merge_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def make_config(config: "AlignerConfig | dict[str, Any] | None" = None,
                 recipe: "Recipe | str | None" = DEFAULT_RECIPE) -> AlignerConfig:
     """Validate ``config`` (a dict of overrides) on top of ``recipe``'s values (a
-    :class:`~mmalign.recipes.Recipe`, a recipe name or file, or None for the field defaults);
+    `Recipe`, a recipe name or file, or None for the field defaults);
     ``config["recipe"]``, when given, names the recipe instead."""
     if isinstance(config, AlignerConfig):
         return config

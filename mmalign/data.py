@@ -1,6 +1,6 @@
 """The in-memory dataset every layer above the readers works with.
 
-Readers (xlsa17 ``.mat`` files, synthetic generators, user code) produce an :class:`AlignmentData`:
+Readers (xlsa17 ``.mat`` files, synthetic generators, user code) produce an `AlignmentData`:
 numpy arrays for per-sample features (one row per image/sentence), per-class features (one row per
 class), 0-based labels and named splits of sample indices. Modalities pick their array by ``source``
 key; nothing here knows about torch.
@@ -97,7 +97,7 @@ class AlignmentData:
         return self.splits[name]
 
     def validate(self) -> "AlignmentData":
-        """Check shapes, dtypes, index ranges and finiteness; raise :class:`DataError` if off."""
+        """Check shapes, dtypes, index ranges and finiteness; raise `DataError` if off."""
         if not isinstance(self.class_names, (list, tuple)):
             raise DataError(f"{self.name}: class_names must be a list of strings, got {type(self.class_names).__name__}")
         labels = np.asarray(self.labels)

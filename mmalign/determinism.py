@@ -9,7 +9,7 @@ weights. On CUDA a few kernels are not, by default:
   ``CUBLAS_WORKSPACE_CONFIG`` is set;
 * cuDNN autotuning (``torch.backends.cudnn.benchmark``), unused by the MLPs but off here anyway.
 
-:func:`enable_determinism` (``--deterministic`` at the CLI) turns all of these off, at some speed
+`enable_determinism` (``--deterministic`` at the CLI) turns all of these off, at some speed
 cost, and makes PyTorch raise if a non-deterministic kernel is still reached.
 """
 

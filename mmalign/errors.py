@@ -1,7 +1,7 @@
 """The library's own error types.
 
 Every failure a user can cause (bad files, bad configs, missing plugins) raises a subclass of
-:class:`MmalignError` whose message says what is wrong, where (file, key) and what was expected.
+`MmalignError` whose message says what is wrong, where (file, key) and what was expected.
 The CLI turns these into one line on stderr and exit code 2.
 """
 
@@ -52,7 +52,7 @@ class PluginWarning(UserWarning):
 
 def format_validation_error(owner: str, exc: "ValidationError", show_input: bool = False) -> str:
     """The problems of a pydantic error on one line: ``owner: key 'x': message; key 'y': ...``,
-    at most :data:`MAX_PROBLEMS` of them, then ``(and N more)``; never the raw dump. The one
+    at most `MAX_PROBLEMS` of them, then ``(and N more)``; never the raw dump. The one
     place a pydantic error becomes a message. ``show_input`` adds the rejected value (``got ...``);
     an empty ``owner`` leaves the prefix out."""
     parts = []

@@ -1,6 +1,6 @@
 """The ``mmalign`` hook specifications (pluggy).
 
-A plugin is a module (or object) with functions decorated by :data:`hookimpl`. Built-in plugins
+A plugin is a module (or object) with functions decorated by `hookimpl`. Built-in plugins
 (``mmalign_plugins``) and third-party ones (entry-point group ``mmalign``) use the same hooks.
 """
 
@@ -38,7 +38,7 @@ class MmalignHooks:
         schedule; the config's ``training.warmup.<family>`` overrides the schedule. It may also
         read the batch's class labels and class tables, take options (validated from the config's
         ``loss_options.<family>`` table), own a trainable module, and be adversarial (see
-        :mod:`mmalign.terms`).
+        `mmalign.terms`).
 
         Which families a run has: every registered family whose weight schedule is not 0 at every
         epoch. A family whose schedule is identically 0 (default weight 0 and no
@@ -54,8 +54,8 @@ class MmalignHooks:
         """Register data sets by calling ``register(name, reader, card=None)`` once per data set.
 
         ``reader(data_root)`` receives the data root (``--data-dir``, else ``$MMALIGN_DATA_DIR``,
-        else the user cache; it may not exist) and returns an :class:`~mmalign.AlignmentData`.
-        ``card`` (a :class:`~mmalign.datasets.DatasetCard` or a dict of its fields; optional)
+        else the user cache; it may not exist) and returns an `AlignmentData`.
+        ``card`` (a `DatasetCard` or a dict of its fields; optional)
         describes the expected class counts and dimensions: loaded data is checked against it and
         ``synthetic_like(name)`` generates data with its layout. Names are matched
         case-insensitively; a shipped card of the same name wins, and a name two plugins register is
@@ -66,11 +66,11 @@ class MmalignHooks:
     def register_benchmarks(self, register: Callable[[object], None]) -> None:
         """Register benchmarks by calling ``register(SomeBenchmark())`` once per benchmark.
 
-        A benchmark is a :class:`mmalign.benchmarks.Benchmark`: its ``name`` is what
+        A benchmark is a `mmalign.benchmarks.Benchmark`: its ``name`` is what
         ``mmalign benchmark NAME`` is called with (any case); it adds its own flags beside the
         shared ones (``add_arguments``), turns the parsed flags and the loaded
-        :class:`~mmalign.recipes.Recipe` into a request (``request``), checks and runs it
-        (``run``, returning :class:`~mmalign.records.schema.ResultRecord` objects) and prints the
+        `Recipe` into a request (``request``), checks and runs it
+        (``run``, returning `ResultRecord` objects) and prints the
         table (``summarise``). A data set registered through ``register_datasets`` without a
         benchmark of its name gets the latent-classifier protocols. A name two plugins register
         is an error naming both.
@@ -83,6 +83,6 @@ class MmalignHooks:
         ``subparsers`` is the ``argparse`` sub-parser action of the ``mmalign`` parser: call
         ``p = subparsers.add_parser("name", help=...)``, add arguments, and
         ``p.set_defaults(func=handler)``; ``handler(args)`` returns the exit code. A handler that
-        raises :class:`~mmalign.MmalignError` gets the CLI's one-line error and exit code 2. A name
+        raises `MmalignError` gets the CLI's one-line error and exit code 2. A name
         that is already taken is skipped with a warning naming the plugin.
         """

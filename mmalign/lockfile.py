@@ -1,6 +1,6 @@
 """An exclusive inter-process lock whose lock file does not outlive it.
 
-:class:`TidyLock` locks ``path`` with ``flock`` like ``filelock.FileLock`` does, and removes the
+`TidyLock` locks ``path`` with ``flock`` like ``filelock.FileLock`` does, and removes the
 lock file when it lets go, so no ``.results.json.lock`` stays beside a results file. Removing a
 lock file others may be waiting on is safe because every holder checks, once it has the lock, that
 the file it locked is still the one at ``path``; a waiter that locked a removed file lets go and
@@ -81,7 +81,7 @@ class TidyLock:
 
 
 def tidy_lock(path: str | os.PathLike, timeout: float = -1) -> "TidyLock | FileLock":
-    """A :class:`TidyLock` on ``path``, or ``filelock.FileLock`` where ``flock`` does not exist."""
+    """A `TidyLock` on ``path``, or ``filelock.FileLock`` where ``flock`` does not exist."""
     if fcntl is None:  # pragma: no cover - Windows
         return FileLock(str(path), timeout=timeout)
     return TidyLock(path, timeout)

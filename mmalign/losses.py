@@ -8,7 +8,7 @@ masks and reductions stay outside.
   standard-normal scalar ``eps`` per sample, shared across latent dimensions.
 * ``standard``: ``z = mu + exp(logvar / 2) * eps`` with independent noise per dimension.
 
-The noise is drawn apart from the formula (:func:`draw_noise`, then :func:`apply_noise`): the
+The noise is drawn apart from the formula (`draw_noise`, then `apply_noise`): the
 training step draws it outside the forward pass, so the forward can be compiled or captured as a
 CUDA graph while consuming the generator exactly as the reference code's order does.
 
@@ -42,7 +42,7 @@ def draw_noise(mode: Reparameterization, batch_size: int, latent_size: int, gene
 
 
 def apply_noise(mu: torch.Tensor, logvar: torch.Tensor, mode: Reparameterization, eps: torch.Tensor) -> torch.Tensor:
-    """A posterior sample from given noise ``eps`` (shape :func:`noise_shape`, any leading dims)."""
+    """A posterior sample from given noise ``eps`` (shape `noise_shape`, any leading dims)."""
     if mode == "cada2019":
         return mu + torch.exp(logvar) * eps
     if mode == "standard":
@@ -53,7 +53,7 @@ def apply_noise(mu: torch.Tensor, logvar: torch.Tensor, mode: Reparameterization
 def reparameterize(
     mu: torch.Tensor, logvar: torch.Tensor, mode: Reparameterization, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Sample ``z`` from ``(B, k)`` posteriors in the given mode (:func:`draw_noise` + :func:`apply_noise`)."""
+    """Sample ``z`` from ``(B, k)`` posteriors in the given mode (`draw_noise` + `apply_noise`)."""
     eps = draw_noise(mode, mu.shape[0], mu.shape[1], generator, mu.device, mu.dtype)
     return apply_noise(mu, logvar, mode, eps)
 

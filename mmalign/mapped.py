@@ -1,10 +1,10 @@
 """Per-sample features larger than memory: rows read from safetensors files on demand.
 
-:func:`map_features` opens one ``(N, d)`` tensor of a safetensors file (the ``features`` of the
-``res101.mat`` cache written by :mod:`mmalign.datasets.cache`, or any file a user wrote), or the
+`map_features` opens one ``(N, d)`` tensor of a safetensors file (the ``features`` of the
+``res101.mat`` cache written by `mmalign.datasets.cache`, or any file a user wrote), or the
 same key in several files (shards, stacked along rows), without loading it. Put the result in
 ``AlignmentData.sample_features``; training then fits the normaliser in one streaming pass
-(:meth:`MappedFeatures.chunks`) and gathers only each batch's rows (:meth:`MappedFeatures.rows`).
+(`MappedFeatures.chunks`) and gathers only each batch's rows (`MappedFeatures.rows`).
 
 Rows are read with ``os.preadv`` into a fresh buffer rather than through a memory map: a mapped
 page stays in the process's resident set once touched, so after one epoch of random batches a
@@ -164,11 +164,11 @@ class MappedFeatures:
 
     @property
     def chunk_rows(self) -> int:
-        """Rows per block of :meth:`chunks`: about 16 MiB of float32."""
+        """Rows per block of `chunks`: about 16 MiB of float32."""
         return max(1, (16 << 20) // (4 * self.dim))
 
     def chunks(self, idx: np.ndarray | None = None) -> Iterator[np.ndarray]:
-        """Rows ``idx`` (default: all, in order) in blocks of :attr:`chunk_rows`, float32."""
+        """Rows ``idx`` (default: all, in order) in blocks of `chunk_rows`, float32."""
         idx = np.arange(self.shape[0]) if idx is None else np.asarray(idx, dtype=np.int64)
         rows = self.chunk_rows
         for start in range(0, idx.size, rows):
@@ -182,7 +182,7 @@ class MappedFeatures:
 
 def map_features(paths: str | os.PathLike | Sequence[str | os.PathLike], key: str = "features") -> MappedFeatures:
     """Per-sample features of tensor ``key`` in one safetensors file or several shards (rows in
-    file order), left on disk. Raises :class:`DataError` naming the file for a missing key, a
+    file order), left on disk. Raises `DataError` naming the file for a missing key, a
     tensor that is not a 2-D float matrix, shards that disagree, or a truncated file."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]

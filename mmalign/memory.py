@@ -26,7 +26,7 @@ UNBUILDABLE = 2**62
 
 def modality_parameters(modality: Modality, in_dim: int, latent_size: int) -> int | None:
     """Parameters of one modality's encoder + decoder; ``None`` when its builders cannot run on the
-    meta device (a custom modality), :data:`UNBUILDABLE` when the sizes cannot exist."""
+    meta device (a custom modality), `UNBUILDABLE` when the sizes cannot exist."""
     if _largest_size(modality, latent_size) > 2**40:  # beyond what a shape can hold
         return UNBUILDABLE
     try:
@@ -105,7 +105,7 @@ def check_model_memory(
     modalities: Mapping[str, Modality], dims: Mapping[str, int], latent_size: int, device: torch.device,
     where: str = "config",
 ) -> int:
-    """Raise :class:`ConfigError` naming the key to change when training would not fit in the
+    """Raise `ConfigError` naming the key to change when training would not fit in the
     memory free on ``device``; returns the estimated bytes otherwise."""
     counts = parameter_counts(modalities, dims, latent_size)
     total = min(sum(counts.values()), UNBUILDABLE)

@@ -3,11 +3,13 @@
 A modality has a registry key (``kind``), a granularity (``"sample"``: one row per image or
 sentence; ``"class"``: one row per class), validated options (a pydantic model that rejects unknown
 keys), a normaliser, and builders for its encoder, decoder and reconstruction loss.
-:class:`FeatureModality` gives CADA-VAE's defaults, so a new vector modality is a few lines::
+`FeatureModality` gives CADA-VAE's defaults, so a new vector modality is a few lines:
 
-    class AudioEmbedding(mmalign.FeatureModality):
-        kind = "audio"
-        granularity = "sample"
+```python
+class AudioEmbedding(mmalign.FeatureModality):
+    kind = "audio"
+    granularity = "sample"
+```
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ Granularity = Literal["sample", "class"]
 
 class Modality:
     """Base class of every modality. Subclasses set ``kind`` and ``granularity`` and implement the
-    builders; most should subclass :class:`FeatureModality` instead.
+    builders; most should subclass `FeatureModality` instead.
 
     ``kind`` is the registry key (what a config's ``kind`` names); ``name`` (default: the kind)
     tells two modalities of one kind apart and keys the networks. **Where the data comes from**:
@@ -44,7 +46,7 @@ class Modality:
 
     class Options(BaseModel):
         """Per-modality options. Unknown keys are rejected, and so are NaN and infinite numbers;
-        the defaults a subclass declares are checked when the modality is used (:meth:`check_options`)."""
+        the defaults a subclass declares are checked when the modality is used (`check_options`)."""
 
         model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
         source: str | None = Field(None, description="Key of this modality's array in the data (default: the modality name).")
@@ -64,7 +66,7 @@ class Modality:
     def check_options(self, owner: str = "") -> None:
         """Validate every option, the class's defaults included (pydantic leaves declared defaults
         unchecked, so a plugin's wrong default would end deep inside torch); ``owner`` (the plugin)
-        leads the :class:`ConfigError`'s message."""
+        leads the `ConfigError`'s message."""
         try:
             self.Options.model_validate(self.options.model_dump())
         except ValidationError as exc:
@@ -154,9 +156,9 @@ class MLPEncoder(nn.Module):
 
 
 class DropoutMLPEncoder(MLPEncoder):
-    """:class:`MLPEncoder` with dropout on its input while training (``p``: the probability of
+    """`MLPEncoder` with dropout on its input while training (``p``: the probability of
     zeroing an input value; kept values are scaled by ``1 / (1 - p)``). Draws from torch's global
-    generator, which :meth:`mmalign.Aligner.fit` seeds from the config's seed."""
+    generator, which `mmalign.Aligner.fit` seeds from the config's seed."""
 
     def __init__(self, in_dim: int, hidden: int, latent_size: int, p: float) -> None:
         super().__init__(in_dim, hidden, latent_size)
@@ -180,7 +182,7 @@ class FeatureModality(Modality):
     Networks: encoder ``Linear(dim, hidden[0]) -> ReLU -> (mu, logvar)`` heads, decoder
     ``Linear(latent, hidden[1]) -> ReLU -> Linear(hidden[1], dim)``, xavier init. Options:
     ``hidden`` (default ``(1450, 665)``, the image-feature sizes of CADA-VAE), plus ``source`` and
-    ``normaliser`` (default ``"none"``) from :class:`Modality`. When an :class:`~mmalign.Aligner`
+    ``normaliser`` (default ``"none"``) from `Modality`. When an `Aligner`
     uses a recipe (default ``cada_vae``) and the user did not set ``hidden``, the recipe's sizes for
     the modality's kind apply (``image_features`` (1560, 1660), ``attributes`` (1450, 665),
     ``sentences`` (1450, 665)); a kind the recipe does not list keeps the class default."""

@@ -1,19 +1,21 @@
 """The M-modality aligned VAE: encoders and decoders keyed by modality name, and the loss.
 
-For modalities ``i, j`` in the experiment, with CADA-VAE's families, one batch's loss is::
+For modalities ``i, j`` in the experiment, with CADA-VAE's families, one batch's loss is:
 
-    sum_i [recon_i + beta * KL_i] + gamma * sum_{i != j} cross_{i->j} + delta * sum_{i<j} W_ij
+```python
+sum_i [recon_i + beta * KL_i] + gamma * sum_{i != j} cross_{i->j} + delta * sum_{i<j} W_ij
+```
 
 The families (``recon``, ``kl``, ``cross``, ``align``, and any a plugin adds through the
-``register_losses`` hook, see :mod:`mmalign.terms`) and their weights come from outside: the model
+``register_losses`` hook, see `mmalign.terms`) and their weights come from outside: the model
 evaluates each family for its modality tuples and names every term stably (``recon/img``,
 ``kl/img``, ``cross/att->img`` = decode ``img`` from the latent of ``att``, ``align/att|img``).
 Terms are reduced over the batch (``sum`` as in CADA-VAE, or ``mean``) after masking: a sample
 lacking modality ``m`` drops only the terms that involve ``m``. ``loss`` is the weighted total.
 
-:func:`compute_terms` is the one forward pass, written for S runs at once (rows ``(S, B, d)``,
-noise drawn outside); :meth:`AlignedVAE.forward` is that code with S = 1 and the noise drawn from
-a generator, and the training step strategies (:mod:`mmalign.training.steps`) call it directly.
+`compute_terms` is the one forward pass, written for S runs at once (rows ``(S, B, d)``,
+noise drawn outside); `AlignedVAE.forward` is that code with S = 1 and the noise drawn from
+a generator, and the training step strategies (`mmalign.training.steps`) call it directly.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ __all__ = ["AlignedVAE", "LossWeights", "compute_terms", "critic_loss", "default
 def default_terms() -> list[LossTerm]:
     """The loss families registered through the plugins' ``register_losses`` hook whose default
     weight is not 0 (the rule of the hook: a family never weighed is not part of a model), less the
-    optional ones (:attr:`LossTerm.optional`, present only when a config names them)."""
+    optional ones (`LossTerm.optional`, present only when a config names them)."""
     from .plugins import get_catalog
 
     return [t for t in get_catalog().losses.values() if not t.optional and t.default_ramp().factor != 0.0]
@@ -54,8 +56,8 @@ class AlignedVAE(nn.Module):
         pair_weights: an extra weight per term name, e.g. ``{"cross/att->img": 0.5}``; a name that
             is not a term of this model is an error.
         terms: the loss families (default: every registered family with a non-zero default weight,
-            :func:`default_terms`).
-        tuple_scaling: how a family's terms over its modality tuples add up (:data:`TUPLE_SCALINGS`):
+            `default_terms`).
+        tuple_scaling: how a family's terms over its modality tuples add up (`TUPLE_SCALINGS`):
             ``sum`` (default, CADA-VAE: a family grows with the number of tuples, e.g. 6
             cross-reconstructions at M = 3 against 2 at M = 2), ``mean`` (each family is the mean
             over its tuples, so its weight means the same for any M) or ``pair`` (each family is
@@ -121,7 +123,7 @@ class AlignedVAE(nn.Module):
         return [p for p in self.parameters() if id(p) not in excluded]
 
     def term_names(self) -> list[str]:
-        """Every term :meth:`forward` returns, in order (``loss`` last)."""
+        """Every term `forward` returns, in order (``loss`` last)."""
         return [t.term_name(*tup) for t in self.terms for tup in t.tuples(self.names)] + ["loss"]
 
     def encode(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +148,7 @@ class AlignedVAE(nn.Module):
 
     # (1, ...) views in and out; reshape rather than [0], whose backward is a zeros and a copy kernel
     def own_encode(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``encode`` for ``(1, B, d)`` rows: the :data:`~mmalign.terms.Encode` of this model's own networks."""
+        """``encode`` for ``(1, B, d)`` rows: the `Encode` of this model's own networks."""
         mu, logvar = self.encoders[name](x.reshape(x.shape[1:]))
         return mu[None], logvar[None]
 
@@ -154,7 +156,7 @@ class AlignedVAE(nn.Module):
         return self.decoders[name](z.reshape(z.shape[1:]))[None]
 
 
-#: How a family's terms over its modality tuples add up (see :class:`AlignedVAE`).
+#: How a family's terms over its modality tuples add up (see `AlignedVAE`).
 TUPLE_SCALINGS = ("sum", "mean", "pair")
 
 
@@ -172,7 +174,7 @@ def tuple_scale(term: LossTerm, names: Sequence[str], scaling: str) -> float:
 def resolve_loss_options(terms: Sequence[LossTerm], given: Mapping[str, Any]) -> dict[str, Any]:
     """Each family's validated options object (its ``options`` model; the config's values over the
     defaults); an unknown family, an option it does not take or a bad value is a
-    :class:`ConfigError` naming the key ``loss_options.<family>``."""
+    `ConfigError` naming the key ``loss_options.<family>``."""
     from pydantic import BaseModel, ValidationError
 
     from .errors import format_validation_error
@@ -227,10 +229,10 @@ def compute_terms(
     ``encode``/``decode`` (the model's own, or S runs' stacked weights). ``batch`` rows are
     ``(S, B, d)``, ``masks`` ``(S, B)``, ``eps`` the noise per modality (leading ``S``).
 
-    ``weights`` is a :class:`LossWeights`, or a tensor of the weights of ``model.families`` in that
+    ``weights`` is a `LossWeights`, or a tensor of the weights of ``model.families`` in that
     order (a tensor keeps a compiled or captured step independent of the epoch's values).
     ``active`` names the families that enter the loss and get a graph (default: those with a
-    non-zero :class:`LossWeights` weight; every family for a tensor). The others are evaluated
+    non-zero `LossWeights` weight; every family for a tensor). The others are evaluated
     without a graph, for the log only. Logged terms are detached; the loss keeps the graph.
     ``classes`` (default None) gives the families the batch's labels and the class tables.
     """

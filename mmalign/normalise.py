@@ -58,7 +58,7 @@ class MinMax(Normaliser):
         return self
 
     def fit_chunks(self, chunks: Iterable[torch.Tensor]) -> "MinMax":
-        """Streaming fit: the running column min and max, the same state as :meth:`fit` on all rows."""
+        """Streaming fit: the running column min and max, the same state as `fit` on all rows."""
         lo = hi = None
         for x in chunks:
             if x.shape[0] == 0:
@@ -95,7 +95,7 @@ class MinMax(Normaliser):
 
 
 class L2(Normaliser):
-    """Rows scaled to unit norm; :meth:`inverse` is the identity (the norms are not kept)."""
+    """Rows scaled to unit norm; `inverse` is the identity (the norms are not kept)."""
 
     name = "l2"
 
@@ -107,7 +107,7 @@ class L2(Normaliser):
 
 
 class CenterL2(Normaliser):
-    """Rows minus the training mean, then scaled to unit norm; :meth:`inverse` adds the mean back
+    """Rows minus the training mean, then scaled to unit norm; `inverse` adds the mean back
     (the norms are not kept)."""
 
     name = "center_l2"

@@ -1,12 +1,12 @@
 """Output locations, checked before any compute, and a safe place for work that could not be saved.
 
-:func:`check_output_dir` is called by every command before it trains or evaluates: the folder
+`check_output_dir` is called by every command before it trains or evaluates: the folder
 must be a folder (or creatable as one), writable, have room for what the command will write, and
 none of the files the command writes may be one of its own inputs. Nothing is created by the
 check: a probe file is made and removed at once, and a missing folder is only probed through its
 nearest existing parent.
 
-When a write fails after the work was done (the disk filled up during training), :func:`rescue`
+When a write fails after the work was done (the disk filled up during training), `rescue`
 saves the result under a fallback folder (``$MMALIGN_RESCUE_DIR``, else
 ``~/.cache/mmalign/rescued``, else the system temp folder) and the error says where.
 """
@@ -81,7 +81,7 @@ def check_output_dir(
     Args:
         folder: the output folder (need not exist yet).
         option: how the user named it, for the message (default ``--out``).
-        need_bytes: what the command will write there (plus :data:`MARGIN_BYTES`).
+        need_bytes: what the command will write there (plus `MARGIN_BYTES`).
         writes: file names the command writes inside ``folder`` (checked against ``inputs``).
         inputs: files the command reads; none of them may be overwritten.
     Raises:
@@ -107,7 +107,7 @@ def check_output_dir(
 
 def check_room(folder: str | Path, need_bytes: int = 0, option: str = "--out") -> None:
     """The file system of ``folder`` (or of its nearest existing parent) must have ``need_bytes``
-    plus :data:`MARGIN_BYTES` free."""
+    plus `MARGIN_BYTES` free."""
     folder = Path(folder)
     free = free_bytes(_existing_ancestor(folder))
     if free < need_bytes + MARGIN_BYTES:
@@ -129,7 +129,7 @@ def check_output_file(path: str | Path, option: str, inputs: Iterable[Path] = ()
 
 
 def rescue_roots() -> list[Path]:
-    """Where :func:`rescue` tries to save, in order."""
+    """Where `rescue` tries to save, in order."""
     roots = [Path(os.environ["MMALIGN_RESCUE_DIR"])] if os.environ.get("MMALIGN_RESCUE_DIR") else []
     return roots + [Path.home() / ".cache" / "mmalign" / "rescued", Path(tempfile.gettempdir()) / "mmalign-rescued"]
 
@@ -150,8 +150,8 @@ def rescue(name: str, save: Callable[[Path], T]) -> Path | None:
 
 
 def saved_or_rescued(target: Path, name: str, save: Callable[[Path], T], what: str) -> T:
-    """``save(target)``; when that fails with an :class:`OSError`, save to a rescue folder and
-    raise :class:`OutputError` saying where ``what`` is now."""
+    """``save(target)``; when that fails with an `OSError`, save to a rescue folder and
+    raise `OutputError` saying where ``what`` is now."""
     try:
         return save(target)
     except OSError as exc:

@@ -54,7 +54,7 @@ BENCHMARK_METHODS = ("add_arguments", "request", "run", "summarise")
 COMMANDS_PACKAGE = "mmalign.cli"
 ENV_ALLOW = "MMALIGN_PLUGINS"
 ENV_TRACE = "MMALIGN_TRACE_PLUGINS"
-#: Every hook a plugin may implement (the hookspecs of :mod:`mmalign.hooks`).
+#: Every hook a plugin may implement (the hookspecs of `mmalign.hooks`).
 HOOK_NAMES = tuple(sorted(n for n, _ in inspect.getmembers(hooks.MmalignHooks, inspect.isfunction)))
 
 
@@ -98,7 +98,7 @@ class ModalityEntry:
 @dataclass
 class DatasetEntry:
     """A data set a plugin registered: ``reader(data_root) -> AlignmentData`` and an optional card
-    (validated by :mod:`mmalign.datasets` when first used)."""
+    (validated by `mmalign.datasets` when first used)."""
 
     name: str
     reader: Callable[..., Any]
@@ -110,9 +110,9 @@ class DatasetEntry:
 class PluginCatalog:
     """What the plugins registered, each entry with its plugin: modality keys -> the class that
     builds them, data-set names -> their reader, benchmark names -> the benchmark, and the loss-term
-    families (:attr:`losses`, in registration order).
+    families (`losses`, in registration order).
 
-    ``strict`` (default): a key registered twice is a :class:`PluginError` naming both plugins and
+    ``strict`` (default): a key registered twice is a `PluginError` naming both plugins and
     their distributions. Not strict (``mmalign plugins``): the conflict is recorded in
     ``conflicts`` and on both plugins, and the first registration is kept.
     """
@@ -223,7 +223,7 @@ def call_per_plugin(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], hook
     """Call ``hook`` of one plugin at a time through pluggy's hook executor (the one its tracing and
     call monitoring wrap), so the arguments can attribute what the plugin registers and
     ``MMALIGN_TRACE_PLUGINS`` traces each call. An exception inside a plugin's hook becomes a
-    :class:`PluginError` naming the plugin."""
+    `PluginError` naming the plugin."""
     tracing = bool(os.environ.get(ENV_TRACE))
     impls = getattr(pm.hook, hook).get_hookimpls()  # registration order
     for impl in (reversed(impls) if reverse else impls):
@@ -264,7 +264,7 @@ def _entry_points() -> list[metadata.EntryPoint]:
 
 
 def builtin_command_modules() -> list[ModuleType]:
-    """The built-in commands: every public module of :data:`COMMANDS_PACKAGE` with a
+    """The built-in commands: every public module of `COMMANDS_PACKAGE` with a
     ``register_commands`` hook (adding a command is adding a module there)."""
     package = importlib.import_module(COMMANDS_PACKAGE)
     modules = [importlib.import_module(f"{COMMANDS_PACKAGE}.{m.name}") for m in pkgutil.iter_modules(package.__path__)
@@ -318,7 +318,7 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
 
 def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], strict: bool = True) -> PluginCatalog:
     """Call every plugin's ``register_modalities``, ``register_losses``, ``register_datasets`` and
-    ``register_benchmarks`` hooks, attributing each registration to its plugin (see :class:`PluginCatalog` for ``strict``)."""
+    ``register_benchmarks`` hooks, attributing each registration to its plugin (see `PluginCatalog` for ``strict``)."""
     catalog = PluginCatalog(strict=strict)
     catalog.plugins = infos
     catalog.manager = pm
@@ -333,7 +333,7 @@ def build_catalog(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], strict
 
 
 _CATALOGS: dict[bool, PluginCatalog] = {}
-#: plugins added at run time with :func:`add_plugin` (name -> module or object with hook implementations)
+#: plugins added at run time with `add_plugin` (name -> module or object with hook implementations)
 _ADDED: dict[str, object] = {}
 
 
@@ -353,7 +353,7 @@ def add_plugin(plugin: object, name: str) -> PluginCatalog:
 
 
 def remove_plugin(name: str) -> PluginCatalog:
-    """Undo :func:`add_plugin`; returns the rebuilt catalog."""
+    """Undo `add_plugin`; returns the rebuilt catalog."""
     _ADDED.pop(name, None)
     return get_catalog(refresh=True)
 

@@ -2,13 +2,15 @@
 and the subsets a mixture of products of experts averages over (MoPoE, Sutter et al. 2021).
 
 Each modality's encoder is one Gaussian expert ``N(mu_i, exp(logvar_i))``; the joint posterior of a
-subset ``S`` is their product with the prior expert ``N(0, I)``::
+subset ``S`` is their product with the prior expert ``N(0, I)``:
 
-    T = 1 + sum_{i in S} exp(-logvar_i),  mu_S = sum_{i in S} mu_i exp(-logvar_i) / T,  logvar_S = -log T
+```python
+T = 1 + sum_{i in S} exp(-logvar_i),  mu_S = sum_{i in S} mu_i exp(-logvar_i) / T,  logvar_S = -log T
+```
 
 A row lacking modality ``i`` (mask 0) drops expert ``i``, so any subset of the modalities present
 encodes. The loss families of ``mmalign_plugins.joint`` train with these posteriors, and
-:meth:`mmalign.Aligner.embed` (and ``translate``, ``retrieve``) encode a subset with them.
+`mmalign.Aligner.embed` (and ``translate``, ``retrieve``) encode a subset with them.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def product_of_experts(
 
 
 def subsets(names: Sequence[str], which: str = "all") -> list[tuple[str, ...]]:
-    """The subsets of ``names`` the joint families use (:data:`SUBSETS`), in a fixed order."""
+    """The subsets of ``names`` the joint families use (`SUBSETS`), in a fixed order."""
     if which not in SUBSETS:
         raise ConfigError(f"joint subsets must be one of {SUBSETS}, got {which!r}")
     if which == "full":

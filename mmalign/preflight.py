@@ -9,7 +9,7 @@ without training or evaluating anything.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from .data import AlignmentData
 from .errors import ConfigError
@@ -47,7 +47,7 @@ def positive(value: int | None, flag: str) -> None:
 
 def check_shot_counts(shots: Sequence[int]) -> None:
     """Shot counts are non-negative and listed once each (the one check of the values; whether
-    the data has enough images per class is :func:`check_evaluations`')."""
+    the data has enough images per class is `check_evaluations`')."""
     if any(s < 0 for s in shots):
         raise ConfigError(f"--shots must be non-negative, got {' '.join(map(str, shots))}")
     if len(set(shots)) != len(shots):
@@ -67,7 +67,7 @@ def check_evaluations(
     """Every (shots, seed) evaluation of the latent-classifier protocol could run: shot counts
     valid and leaving test images in every unseen class, a latent count in the recipe, the
     policy's epochs (a classifier-epoch table entry for ``fixed``), ``max_epochs >= 1``. Raises
-    :class:`ConfigError` for the first one that could not."""
+    `ConfigError` for the first one that could not."""
     from .protocols.fewshot import fewshot_split
     from .protocols.latents import latents_key
     from .protocols.policies import make_policy

@@ -1,11 +1,11 @@
 """Recipes and reference results: the declarative records in ``registry/`` (installed as
 ``mmalign_registry``), validated with pydantic on load so a typo fails with the file and key named.
 
-A :class:`Recipe` holds every hyperparameter of a method: the networks, the optimiser, each loss
+A `Recipe` holds every hyperparameter of a method: the networks, the optimiser, each loss
 family's warm-up, and the final classifier (latent counts, epoch table per data set and setting).
-A command loads it **once** (:func:`load_recipe`, from a registry name such as ``cada_vae`` or a
+A command loads it **once** (`load_recipe`, from a registry name such as ``cada_vae`` or a
 TOML file path) and hands the object to everything that needs it: the aligner's config
-(:meth:`Recipe.aligner_defaults`), the classifier, the few-shot protocol and the records. Nothing
+(`Recipe.aligner_defaults`), the classifier, the few-shot protocol and the records. Nothing
 else looks a recipe up by name. References hold published numbers with their source and a
 tolerance.
 """
@@ -109,7 +109,7 @@ class Recipe(_Strict):
         return self._path
 
     def aligner_defaults(self) -> dict[str, Any]:
-        """The :class:`~mmalign.AlignerConfig` values this recipe sets (a nested dict; user
+        """The `AlignerConfig` values this recipe sets (a nested dict; user
         overrides are merged over it)."""
         t = self.training
         return {
@@ -189,8 +189,8 @@ def recipe_names() -> list[str]:
 
 
 def load_recipe(recipe: "str | Path | Recipe" = DEFAULT_RECIPE) -> Recipe:
-    """A validated :class:`Recipe`: ``recipe`` is a registry name (``"cada_vae"``), a path to a
-    TOML file of the same layout, or already a :class:`Recipe` (returned as it is)."""
+    """A validated `Recipe`: ``recipe`` is a registry name (``"cada_vae"``), a path to a
+    TOML file of the same layout, or already a `Recipe` (returned as it is)."""
     if isinstance(recipe, Recipe):
         return recipe
     if not isinstance(recipe, (str, Path)):

@@ -103,7 +103,7 @@ def _finite_number(value: Any) -> bool:
 
 
 def _check_history(path: Path, history: Any, epochs_done: int) -> list[EpochLog]:
-    """One :class:`EpochLog` per finished epoch, epochs ``0..epochs_done-1`` in order, every value
+    """One `EpochLog` per finished epoch, epochs ``0..epochs_done-1`` in order, every value
     of the type it was saved with."""
     if not isinstance(history, list):
         raise _field(path, "history", f"must be a list of epoch logs, got {type(history).__name__}")
@@ -161,7 +161,7 @@ def _check_optimizer(path: Path, scalars: Any, tensors: dict[str, torch.Tensor])
 
 
 def load_training_state(folder: str | Path, generator: torch.Generator | None = None) -> dict[str, Any]:
-    """The saved state, split into its parts; raises :class:`CheckpointError` naming the file and
+    """The saved state, split into its parts; raises `CheckpointError` naming the file and
     the field when it is unusable: unreadable, newer, counters out of range, values of another type
     than saved, non-finite tensors, or (given ``generator``) a generator state of the wrong size."""
     path = Path(folder) / STATE_FILE

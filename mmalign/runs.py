@@ -1,19 +1,21 @@
 """Run configuration files (``mmalign train CONFIG``): which data, which modalities, which config.
 
-A run config is TOML or JSON, validated strictly::
+A run config is TOML or JSON, validated strictly:
 
-    [data]
-    dataset = "CUB"            # a dataset card name, or a folder in the xlsa17 layout
-    synthetic = true           # generated data with CUB's layout (no download needed)
-    side_info = "attributes"   # or "sentences" (CUB)
+```toml
+[data]
+dataset = "CUB"            # a dataset card name, or a folder in the xlsa17 layout
+synthetic = true           # generated data with CUB's layout (no download needed)
+side_info = "attributes"   # or "sentences" (CUB)
 
-    [aligner]                  # AlignerConfig overrides (defaults: the recipe)
-    seed = 0
-    training = { epochs = 100 }
+[aligner]                  # AlignerConfig overrides (defaults: the recipe)
+seed = 0
+training = { epochs = 100 }
 
-    [[modalities]]             # default: img (image_features) + att (the side information)
-    kind = "image_features"
-    name = "img"
+[[modalities]]             # default: img (image_features) + att (the side information)
+kind = "image_features"
+name = "img"
+```
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def side_array(side_info: str, data: AlignmentData) -> str:
 
 
 def read_config_file(path: str | Path, what: str = "config file") -> Any:
-    """The parsed contents of a TOML file (JSON for ``.json``); :class:`ConfigError` naming ``path``
+    """The parsed contents of a TOML file (JSON for ``.json``); `ConfigError` naming ``path``
     when it is missing or does not parse."""
     path = Path(path)
     if not path.is_file():

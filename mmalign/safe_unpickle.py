@@ -2,7 +2,7 @@
 
 The CADA-VAE authors distribute CUB's sentence features as a pickle (``CUB_supporting_data.p``, a
 dict of ``(C, dim)`` numpy arrays). Unpickling runs whatever callables the file names, so this is
-the only module of mmalign that touches :mod:`pickle`, and it resolves globals from a fixed table
+the only module of mmalign that touches `pickle`, and it resolves globals from a fixed table
 instead of importing them:
 
 * numpy arrays, dtypes and scalars (``numpy.core.multiarray._reconstruct``,
@@ -13,11 +13,11 @@ instead of importing them:
   ``collections.OrderedDict``, ``str``, ``bytes``, ``int``, ``float``, ``bool`` (and
   ``_codecs.encode``, which protocol 2 uses to pickle ``bytes``).
 
-Any other global raises :class:`~mmalign.errors.DataError` naming the file and the refused global
+Any other global raises `DataError` naming the file and the refused global
 (for example ``refused to load global 'os.system'``) before anything is called. Truncated or
-garbage pickles raise :class:`DataError` as well.
+garbage pickles raise `DataError` as well.
 
-:func:`convert_pickle_to_safetensors` flattens nested dicts/lists of arrays into dotted keys
+`convert_pickle_to_safetensors` flattens nested dicts/lists of arrays into dotted keys
 (``{"a": {"b": x}, "c": [y, z]}`` gives ``a.b``, ``c.0``, ``c.1``) and writes them atomically:
 the destination is either the complete new file or untouched. Strings (and arrays of strings) are
 kept in the file's metadata: ``metadata["strings"]`` is a JSON object of dotted key -> string or
@@ -112,7 +112,7 @@ for _core in ("numpy.core", "numpy._core"):
 
 
 class RefusedGlobal(pickle.UnpicklingError):
-    """A pickle named a global outside :data:`ALLOWED`."""
+    """A pickle named a global outside `ALLOWED`."""
 
     def __init__(self, module: str, name: str) -> None:
         super().__init__(f"{module}.{name}")
@@ -120,7 +120,7 @@ class RefusedGlobal(pickle.UnpicklingError):
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler whose ``find_class`` admits only :data:`ALLOWED` (numpy arrays, plain values).
+    """An unpickler whose ``find_class`` admits only `ALLOWED` (numpy arrays, plain values).
 
     Python 2 pickles are read with ``encoding="latin1"`` (numpy's convention) and their module
     names mapped to Python 3's (``__builtin__`` -> ``builtins``) before the check.
@@ -145,7 +145,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def safe_load_pickle(path: str | os.PathLike) -> Any:
-    """Unpickle ``path`` with :class:`RestrictedUnpickler`; any problem is a :class:`DataError`."""
+    """Unpickle ``path`` with `RestrictedUnpickler`; any problem is a `DataError`."""
     path = Path(path)
     try:
         blob = path.read_bytes()
@@ -236,10 +236,10 @@ def _plain_number(value: Any) -> bool:
 def convert_pickle_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike) -> list[str]:
     """Convert the numpy pickle ``src`` to the safetensors file ``dst``; returns the tensor keys.
 
-    ``src`` is read with :class:`RestrictedUnpickler` (see the module docstring); nested dicts and
+    ``src`` is read with `RestrictedUnpickler` (see the module docstring); nested dicts and
     lists become dotted keys. ``dst`` is written atomically (temp file in the same folder, then a
     rename), so it is never left partial: on any error it is unchanged. Raises
-    :class:`~mmalign.errors.DataError` for refused globals, corrupt pickles and content that is
+    `DataError` for refused globals, corrupt pickles and content that is
     not arrays.
     """
     from safetensors.numpy import save_file

@@ -45,9 +45,9 @@ class LossWeights(Mapping[str, float]):
 
 class LossSchedule:
     """``families``' weight schedules: the config's ramp where it names the family, else the
-    family's registered default. ``at(epoch)`` gives the :class:`LossWeights` of an epoch. A ramp
+    family's registered default. ``at(epoch)`` gives the `LossWeights` of an epoch. A ramp
     naming a family not in ``terms`` is an error unless its factor is 0 (a family left out of the
-    model by :meth:`weighed`)."""
+    model by `weighed`)."""
 
     def __init__(self, terms: Sequence[LossTerm], ramps: Mapping[str, Ramp], where: str = "training.warmup") -> None:
         known = [t.family for t in terms]

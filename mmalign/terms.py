@@ -1,6 +1,6 @@
 """Loss-term families: what a plugin registers through the ``register_losses`` hook.
 
-A family (``recon``, ``kl``, ``cross``, ``align``, ...) is one :class:`LossTerm`: a per-sample
+A family (``recon``, ``kl``, ``cross``, ``align``, ...) is one `LossTerm`: a per-sample
 function, the modality tuples it applies to (``each`` modality, every ``ordered`` pair, every
 ``unordered`` pair) and a default weight schedule (used when the config's ``training.warmup`` does
 not name the family). The engine evaluates every family of the model for every tuple, names each
@@ -8,18 +8,20 @@ value ``family/a`` (each), ``family/a->b`` (ordered: ``a`` is the source) or ``f
 (unordered, sorted), reduces it over the batch after masking, and weights it by the family's
 weight of the epoch.
 
-The per-sample function is called as ``fn(inputs, *names)`` with a :class:`TermInputs` and returns
-one value per sample, shape ``(S, B)`` (S runs trained together; S = 1 for one run)::
+The per-sample function is called as ``fn(inputs, *names)`` with a `TermInputs` and returns
+one value per sample, shape ``(S, B)`` (S runs trained together; S = 1 for one run):
 
-    def contrastive(inputs, a, b):
-        (mu_a, _), (mu_b, _) = inputs.posterior(a), inputs.posterior(b)
-        return info_nce(mu_a, mu_b, 0.1, inputs.mask(a, b))
+```python
+def contrastive(inputs, a, b):
+    (mu_a, _), (mu_b, _) = inputs.posterior(a), inputs.posterior(b)
+    return info_nce(mu_a, mu_b, 0.1, inputs.mask(a, b))
+```
 
 Beyond the posteriors and decodes, a family may read the batch's class labels
-(:attr:`TermInputs.labels`, :attr:`TermInputs.seen_labels`) and each per-class modality's table
-(:meth:`TermInputs.class_table`); take options (``options``: a pydantic model validated from the
-recipe's ``[loss_options.<family>]`` table, read back with :meth:`TermInputs.options`); own a trainable
-module (``build``: a factory given a :class:`ModuleSpec`, the module lives in the model's state
+(`TermInputs.labels`, `TermInputs.seen_labels`) and each per-class modality's table
+(`TermInputs.class_table`); take options (``options``: a pydantic model validated from the
+recipe's ``[loss_options.<family>]`` table, read back with `TermInputs.options`); own a trainable
+module (``build``: a factory given a `ModuleSpec`, the module lives in the model's state
 dict under ``loss_modules.<family>`` and is trained with the VAE); and be adversarial (``critic``:
 the module is then trained by its own optimiser to minimise ``critic(inputs, *names)`` on the
 detached latents, ``options.critic_steps`` times before every VAE step, while ``per_sample`` is
@@ -66,7 +68,7 @@ def unordered_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class ModuleSpec:
-    """What a family's module factory (:attr:`LossTerm.build`) is given.
+    """What a family's module factory (`LossTerm.build`) is given.
 
     Attributes:
         latent_size: the shared latent dimension.
@@ -91,7 +93,7 @@ class LossTerm:
         family: the family's name, the prefix of its term names (letters, digits, ``_``).
         pairing: ``"each"``, ``"ordered"`` or ``"unordered"``.
         per_sample: ``fn(inputs, *names) -> (S, B)``.
-        weight: default weight schedule (a :class:`~mmalign.recipes.Ramp`, or a constant).
+        weight: default weight schedule (a `Ramp`, or a constant).
         decodes: which decoder outputs ``per_sample`` reads through ``inputs.decoded`` (lets the
             engine batch the decoder calls, and skip the backward of a family whose weight is 0).
         description: one line for ``mmalign plugins``.
@@ -100,8 +102,8 @@ class LossTerm:
         options: the family's options: a pydantic model class, validated from the recipe's or
             config's ``loss_options.<family>`` table (default None: the family takes no options); a
             dict of option names and defaults (e.g. ``{"temperature": 0.1}``) is made into one.
-            The per-sample function reads them with :meth:`TermInputs.options` (the validated
-            object) or :meth:`TermInputs.option` (one value).
+            The per-sample function reads them with `TermInputs.options` (the validated
+            object) or `TermInputs.option` (one value).
         optional: whether a model has this family only when its config names it (in
             ``training.warmup`` or ``loss_options``); default False.
         build: ``build(ModuleSpec) -> nn.Module``: the family's trainable module (default None).
@@ -161,7 +163,7 @@ Decode = Callable[[str, torch.Tensor], torch.Tensor]
 
 @dataclass
 class ClassInfo:
-    """A step's class information (see :class:`TermInputs`): ``labels`` ``(S, B)`` class ids,
+    """A step's class information (see `TermInputs`): ``labels`` ``(S, B)`` class ids,
     ``seen_labels`` ``(S, B)`` their positions among the training classes, ``tables`` per-class
     modality name -> ``(C, d)`` normalised rows (indexed by class id)."""
 
@@ -172,9 +174,9 @@ class ClassInfo:
 
 class TermInputs:
     """What a family's per-sample function reads for one step of S runs: ``x[name]`` rows
-    ``(S, B, d)``, :meth:`posterior`, the sampled ``latents``, :meth:`decoded`, :meth:`mask`, the
-    ``modalities`` (for their ``reconstruction_loss``), the batch's :attr:`labels` and
-    :attr:`seen_labels`, :meth:`class_table`, :meth:`module` and :meth:`options`."""
+    ``(S, B, d)``, `posterior`, the sampled ``latents``, `decoded`, `mask`, the
+    ``modalities`` (for their ``reconstruction_loss``), the batch's `labels` and
+    `seen_labels`, `class_table`, `module` and `options`."""
 
     def __init__(self, modalities: Mapping[str, "Modality"], x: Mapping[str, torch.Tensor],
                  masks: Mapping[str, torch.Tensor], posteriors: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
@@ -216,7 +218,7 @@ class TermInputs:
     @property
     def seen_labels(self) -> torch.Tensor:
         """``(S, B)`` each row's class as a position among the training classes (``0 .. K-1``, the
-        ``num_classes`` of :class:`ModuleSpec`): the target of a seen-class classifier."""
+        ``num_classes`` of `ModuleSpec`): the target of a seen-class classifier."""
         return self._class_info("seen_labels").seen_labels
 
     def class_table(self, name: str) -> torch.Tensor:
@@ -227,7 +229,7 @@ class TermInputs:
         return tables[name]
 
     def module(self, family: str) -> nn.Module:
-        """The trainable module of loss family ``family`` (built by its :attr:`LossTerm.build`)."""
+        """The trainable module of loss family ``family`` (built by its `LossTerm.build`)."""
         if family not in self._modules:
             raise KeyError(f"loss family {family!r} owns no module in this model; modules: {sorted(self._modules)}")
         return self._modules[family]
@@ -283,7 +285,7 @@ def loss_options(terms: Sequence[LossTerm], registered: Sequence[LossTerm],
                  tables: Mapping[str, Mapping[str, Any]], where: str = "loss_options") -> dict[str, Any]:
     """Each of ``terms``' validated options: ``tables[family]`` (the config's ``loss_options`` table)
     checked by the family's ``options`` model, or the model's defaults. A table naming a family no
-    plugin registers, or one that takes no options, is a :class:`~mmalign.errors.ConfigError`
+    plugin registers, or one that takes no options, is a `ConfigError`
     naming the key; ``registered`` are all families (a table of a registered but unweighed family
     is accepted and unused)."""
     from pydantic import ValidationError

@@ -6,13 +6,13 @@ spinning saves the wake-up of a sleeping thread (the CLI ran about 20 % faster w
 ``OMP_WAIT_POLICY=ACTIVE`` than with ``PASSIVE``); on a CPU shared with other work the spinning
 threads burn the cores the kernels need, and two threads ran 5-25x slower than with a passive wait
 (``benchmarks/SPEED.md``, the library issue). The policy used here for both is a short spin:
-``GOMP_SPINCOUNT=1000`` (:data:`SHORT_SPIN`), a few microseconds before sleeping, which on a loaded
+``GOMP_SPINCOUNT=1000`` (`SHORT_SPIN`), a few microseconds before sleeping, which on a loaded
 CPU measured the same as a passive wait (``benchmarks/threads_policy.py``).
 
-libgomp reads the policy once, when torch loads, so :func:`prepare_process` must run before
+libgomp reads the policy once, when torch loads, so `prepare_process` must run before
 anything imports torch: ``mmalign``'s ``__init__`` and the CLI call it. A policy the user set
 (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``) is kept. When torch was imported before ``mmalign`` with
-no policy set, the pool keeps libgomp's long spin; :func:`training_threads` then trains with one
+no policy set, the pool keeps libgomp's long spin; `training_threads` then trains with one
 thread (which never waits on the pool) while the machine's load shows other work on every core,
 and says so once. ``--threads N`` limits torch's pool and, through threadpoolctl, the BLAS pools of
 numpy/scipy (the ridge and CCA baselines), which ``torch.set_num_threads`` does not reach.
@@ -33,7 +33,7 @@ SPIN_COUNT = "GOMP_SPINCOUNT"
 #: spins before a waiting pool thread sleeps (libgomp's default is 300000)
 SHORT_SPIN = "1000"
 
-#: how this process's OpenMP waits: "short" (mmalign set :data:`SHORT_SPIN`), "user" (the user's
+#: how this process's OpenMP waits: "short" (mmalign set `SHORT_SPIN`), "user" (the user's
 #: environment chose), "libgomp" (torch loaded first with nothing set: libgomp's long spin), or
 #: None (not decided yet)
 _policy: str | None = None
@@ -42,7 +42,7 @@ _warned = False
 
 def prepare_process() -> str:
     """Set the short spin unless the user chose a policy; must run before torch is imported.
-    Returns who decides this process's OpenMP wait (see :data:`_policy`); idempotent."""
+    Returns who decides this process's OpenMP wait (see `_policy`); idempotent."""
     global _policy
     if _policy is not None:
         return _policy
@@ -67,7 +67,7 @@ def busy_cpu() -> bool:
 def training_threads(threads: int | None = None) -> int | None:
     """Threads for one library training call: ``threads`` when given; otherwise ``None`` (torch's
     default), except that a pool on libgomp's long spin (torch imported before ``mmalign`` with no
-    policy set) trains with 1 thread while :func:`busy_cpu`, with a one-time warning naming the fix."""
+    policy set) trains with 1 thread while `busy_cpu`, with a one-time warning naming the fix."""
     global _warned
     if threads is not None or prepare_process() != "libgomp" or not busy_cpu():
         return threads

@@ -2,15 +2,15 @@
 
 Both follow the training loop's callback interface (``on_train_begin(state)``,
 ``on_epoch_end(state, logs)``, ``on_train_end(state)``; ``state`` has ``epoch``, ``config`` and
-``histories``, ``logs`` one :class:`~mmalign.training.EpochLog` per run trained together) and
+``histories``, ``logs`` one `EpochLog` per run trained together) and
 record, per training run: the config as parameters, every loss term and loss-family weight per
-epoch; then, through :meth:`Tracker.log_metrics` and :meth:`Tracker.log_checkpoint`, the final
+epoch; then, through `Tracker.log_metrics` and `Tracker.log_checkpoint`, the final
 metrics and the checkpoint. Each ``on_train_begin`` starts a new tracked run (one per seed in a
 benchmark).
 
-- :class:`TensorBoardTracker` writes event files with torch's ``SummaryWriter`` under
+- `TensorBoardTracker` writes event files with torch's ``SummaryWriter`` under
   ``<out>/tensorboard/run<N>`` (extra ``mmalign[tensorboard]``).
-- :class:`MlflowTracker` logs to ``tracking_uri`` when given, else to a local store in the
+- `MlflowTracker` logs to ``tracking_uri`` when given, else to a local store in the
   output folder: ``<out>/mlflow.db`` (SQLite) with artifacts in ``<out>/mlartifacts``; MLflow's
   plain-folder store is in maintenance mode and refused by default since MLflow 3 (extra
   ``mmalign[mlflow]``).
@@ -144,7 +144,7 @@ def mlflow_name(tag: str) -> str:
 
 class MlflowTracker(Tracker):
     """One MLflow run per training run in experiment ``experiment`` (default ``mmalign``):
-    parameters from the config, metrics ``loss/<term>`` (named by :func:`mlflow_name`),
+    parameters from the config, metrics ``loss/<term>`` (named by `mlflow_name`),
     ``weight/<family>`` and ``seconds`` per epoch (step = epoch), final metrics, and the
     checkpoint as artifacts under ``checkpoint/``."""
 
@@ -268,7 +268,7 @@ def check_tracking(kinds: Sequence[str], out: str | Path, tracking_uri: str | No
     read or anything trains, writing nothing: the tracker names and their packages; the TensorBoard
     folder ``<out>/tensorboard``; the MLflow store (the local ``<out>/mlflow.db`` and
     ``<out>/mlartifacts``, a file or ``sqlite`` URI's place, an ``http(s)`` server that answers, a
-    known scheme). Raises :class:`ConfigError` (or :class:`~mmalign.errors.OutputError`) in one line."""
+    known scheme). Raises `ConfigError` (or `OutputError`) in one line."""
     from urllib.parse import urlparse
 
     from .outputs import check_output_dir
@@ -322,7 +322,7 @@ def check_tracking(kinds: Sequence[str], out: str | Path, tracking_uri: str | No
 def make_trackers(kinds: Sequence[str], out: str | Path, tracking_uri: str | None = None,
                   params: Mapping[str, Any] | None = None) -> list[Tracker]:
     """The trackers ``--log`` names (each at most once), writing under ``out``, after
-    :func:`check_tracking`; a store that refuses to open is a :class:`ConfigError` in one line."""
+    `check_tracking`; a store that refuses to open is a `ConfigError` in one line."""
     check_tracking(kinds, out, tracking_uri)
     trackers: list[Tracker] = []
     for kind in dict.fromkeys(kinds):

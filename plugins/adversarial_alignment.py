@@ -7,16 +7,18 @@ adaptation of the two modalities' latent spaces, in a fork of the CADA-VAE code)
 (I. Gulrajani, F. Ahmed, M. Arjovsky, V. Dumoulin, A. Courville, "Improved Training of Wasserstein
 GANs", NeurIPS 2017). For a pair ``a|b`` a critic ``f`` (``Linear(latent, hidden) -> LeakyReLU ->
 Linear(hidden, 1)``, one per pair) estimates the Wasserstein-1 distance of the two latent
-distributions. Per sample ``i`` (sampled latents ``z``)::
+distributions. Per sample ``i`` (sampled latents ``z``):
 
-    VAE    (per_sample): f(z_a,i) - f(z_b,i)
-    critic (critic):     f(z_b,i) - f(z_a,i) + gp_weight * (|grad f(u_i)| - 1)^2,
-                         u_i = t_i z_a,i + (1 - t_i) z_b,i,  t_i = (i + 0.5) / B
+```python
+VAE    (per_sample): f(z_a,i) - f(z_b,i)
+critic (critic):     f(z_b,i) - f(z_a,i) + gp_weight * (|grad f(u_i)| - 1)^2,
+                     u_i = t_i z_a,i + (1 - t_i) z_b,i,  t_i = (i + 0.5) / B
+```
 
 The points ``u`` lie on a fixed grid of the segments (no random numbers: the training's random
 stream stays the plain run's, and a resumed run is exact). The critic is adversarial: trained by
 its own Adam (``critic_lr``, ``critic_betas``) ``critic_steps`` times before every VAE step
-(:class:`mmalign.training.adversarial.AdversarialStep`), left out of the VAE's optimiser, saved
+(`mmalign.training.adversarial.AdversarialStep`), left out of the VAE's optimiser, saved
 with the model and its optimiser state with the training state. Registered through
 ``register_losses``; weight 0 unless a recipe weighs it (``registry/recipes/cada_adversarial.toml``).
 """

@@ -6,11 +6,13 @@ Zero-Shot Learning", CVPR 2018: generated features must be classified correctly)
 (S. Narayan, A. Gupta, F. S. Khan, C. G. M. Snoek, L. Shao, "Latent Embedding Feedback and
 Discriminative Features for Zero-Shot Classification", ECCV 2020: a semantic/classification
 feedback on a VAE's latent). Per modality ``a`` and sample ``i`` of class ``y_i`` (its position
-among the training classes)::
+among the training classes):
 
-    value_i = CE(latent_head(z_a,i), y_i)
-              + cross_weight * mean_{b != a} CE(feature_head_a(D_a(z_b,i)), y_i)
-              + cross_weight * CE(feature_head_a(x_a,i), y_i)          (per-sample modalities)
+```python
+value_i = CE(latent_head(z_a,i), y_i)
+          + cross_weight * mean_{b != a} CE(feature_head_a(D_a(z_b,i)), y_i)
+          + cross_weight * CE(feature_head_a(x_a,i), y_i)          (per-sample modalities)
+```
 
 ``z`` are the sampled latents; one latent head (``Linear(latent, K)``, or an MLP with ``hidden >
 0``) is shared by every modality, so all modalities' latents must separate the seen classes the

@@ -8,7 +8,7 @@ Options (``loss_options.contrastive`` in a config or recipe):
 * ``positives`` (default ``"row"``): ``"row"``, every other row of the batch is a negative;
   ``"class"``, rows of the same class are not negatives of each other (class-level alignment:
   two rows are of one class when their per-class modality rows are identical, e.g. two copies of a
-  class's attributes; :func:`same_class`), so repeated classes in a batch do not push apart.
+  class's attributes; `same_class`), so repeated classes in a batch do not push apart.
 
 Registered through the ``register_losses`` hook exactly as a third-party plugin would. Its weight is
 0 in the CADA-VAE recipe, so CADA results are untouched; turn it on with, for example,

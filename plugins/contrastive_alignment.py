@@ -6,11 +6,13 @@ Learning", CVPR 2021 (instance-level and class-level contrastive embedding). Her
 modalities of a pair take the places of the real and synthetic embeddings: for every row ``i`` of
 modality ``a`` the candidates are the batch's rows of modality ``b``; the instance-level positive is
 row ``i`` itself (InfoNCE), the class-level positives are every row of the same class (supervised
-contrastive, Khosla et al. 2020). Per sample, in both directions and averaged::
+contrastive, Khosla et al. 2020). Per sample, in both directions and averaged:
 
-    instance_i = logsumexp_j s_ij - s_ii
-    class_i    = logsumexp_j s_ij - logsumexp_{j: y_j = y_i} s_ij
-    value_i    = instance_i + class_weight * class_i
+```python
+instance_i = logsumexp_j s_ij - s_ii
+class_i    = logsumexp_j s_ij - logsumexp_{j: y_j = y_i} s_ij
+value_i    = instance_i + class_weight * class_i
+```
 
 with ``s_ij`` the cosine similarity of the (optionally projected) posterior means over
 ``temperature``. The family reads the batch labels and, with ``projection > 0``, owns a projection

@@ -8,10 +8,10 @@ the 1024-d sentence embeddings of Reed et al. (xlsa17 ``att_splits.mat``/``sent_
 the CUB text bundle the package ships (``registry/data/cub_text``). Nothing is downloaded and the
 data root is not read.
 
-Splits, xlsa17-style, drawn once with seed :data:`SPLIT_SEED` (fixed: it is part of the data set,
+Splits, xlsa17-style, drawn once with seed `SPLIT_SEED` (fixed: it is part of the data set,
 not of a run): the seen-class images are split per class 2:1 into ``trainval`` and ``test_seen``
 (stratified; every class keeps at least one image on each side); ``test_unseen`` holds every
-unseen-class image. For the validation policy, :data:`VAL_CLASSES` of the 150 seen classes are
+unseen-class image. For the validation policy, `VAL_CLASSES` of the 150 seen classes are
 drawn as validation classes: ``train`` = the ``trainval`` images of the other 100 classes, ``val``
 = those of the 50 validation classes (the proposed split's 100/50 proportion).
 

@@ -1,5 +1,5 @@
 """Joint-posterior loss families (MVAE / MoPoE style): any subset of the modalities encodes, as
-the product of its experts (:mod:`mmalign.posterior`), and every modality decodes from it.
+the product of its experts (`mmalign.posterior`), and every modality decodes from it.
 
 * ``joint_cross/j``: decode modality ``j`` from a sample of the joint posterior of each subset
   (option ``subsets``: ``"all"`` = every subset of at least two modalities, the mixture components

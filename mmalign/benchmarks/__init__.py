@@ -1,7 +1,7 @@
 """Benchmarks: objects registered through the ``register_benchmarks`` hook and run by
-``mmalign benchmark NAME`` (:mod:`.base`). Built in: the latent-classifier protocols on the xlsa17
-data sets, a folder or a plugin's data set (:mod:`.classification`), and the cub-text retrieval
-benchmark (:mod:`.retrieval`); the flags they share are in :mod:`.flags`."""
+``mmalign benchmark NAME`` (`.base`). Built in: the latent-classifier protocols on the xlsa17
+data sets, a folder or a plugin's data set (`.classification`), and the cub-text retrieval
+benchmark (`.retrieval`); the flags they share are in `.flags`."""
 
 from __future__ import annotations
 
@@ -39,5 +39,5 @@ def find_benchmark(catalog: "PluginCatalog", name: str) -> Benchmark:
 
 
 def all_benchmarks(catalog: "PluginCatalog") -> list[Benchmark]:
-    """Every benchmark :func:`benchmark_names` names."""
+    """Every benchmark `benchmark_names` names."""
     return [find_benchmark(catalog, n) for n in benchmark_names(catalog)]

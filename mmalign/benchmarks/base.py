@@ -1,10 +1,10 @@
 """What a benchmark is: an object registered through the ``register_benchmarks`` hook.
 
 ``mmalign benchmark NAME`` looks ``NAME`` up in the plugin catalog, lets the benchmark add its own
-flags beside the shared ones (:func:`~mmalign.benchmarks.flags.add_run_flags`), loads the recipe
-once, and then calls, in order, :meth:`Benchmark.request` (validate the flags into a request; no
-work), :meth:`Benchmark.run` (check everything every run needs, then run them, appending records)
-and :meth:`Benchmark.summarise` (print the table). The command holds no branch on a benchmark's
+flags beside the shared ones (`add_run_flags`), loads the recipe
+once, and then calls, in order, `Benchmark.request` (validate the flags into a request; no
+work), `Benchmark.run` (check everything every run needs, then run them, appending records)
+and `Benchmark.summarise` (print the table). The command holds no branch on a benchmark's
 name: the xlsa17 classification protocols, the cub-text retrieval benchmark and a plugin's own
 benchmark all go this way.
 """
@@ -50,7 +50,7 @@ class Benchmark:
         raise NotImplementedError
 
     def results_path(self, request: Any) -> Path:
-        """Where :meth:`run` appends its records (named by the interrupt message)."""
+        """Where `run` appends its records (named by the interrupt message)."""
         return Path(request.out) / "results.json"
 
     def summarise(self, records: Sequence[ResultRecord], request: Any, echo: Callable[[str], None] = print) -> None:

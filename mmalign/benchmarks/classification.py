@@ -3,7 +3,7 @@ CADA-VAE over seeds, GZSL / ZSL / few-shot, next to the paper's numbers.
 
 One VAE is trained per seed (few-shot images are moved only for the classifier, so the VAE never
 sees them and one VAE serves every shot count); each (setting, shots) is then evaluated and its
-record (:class:`~mmalign.records.schema.ResultRecord`) appended to ``<out>/results.json`` as soon as
+record (`ResultRecord`) appended to ``<out>/results.json`` as soon as
 it finishes. ``save_models`` also keeps each seed's checkpoint in ``<out>/models/<config>/seed<N>``
 (for ``mmalign report``'s latent map), keyed like the records and under the same
 ``--resume``/``--force`` rules.
@@ -39,7 +39,7 @@ from .flags import add_protocol_flags, add_tracking_flags, check_run_flags, prot
 class BenchmarkRequest:
     """What a classification benchmark runs. ``epochs=None`` keeps the recipe's; ``resume`` skips
     and ``force`` replaces records (and saved models) already in ``out``; ``callbacks`` are passed
-    to training. ``recipe`` and ``policy`` may be given by name; :func:`run_benchmark` loads them once."""
+    to training. ``recipe`` and ``policy`` may be given by name; `run_benchmark` loads them once."""
 
     dataset: str
     data: DataSpec

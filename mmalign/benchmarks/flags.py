@@ -1,16 +1,15 @@
 """Command-line flags shared by the benchmarks and ``mmalign eval``, each validated in one place.
 
-:func:`add_run_flags` gives every benchmark the same seeds, epochs, device, engine, recipe and
-output flags; :func:`add_protocol_flags` gives the latent-classifier benchmarks and ``eval`` the
+`add_run_flags` gives every benchmark the same seeds, epochs, device, engine, recipe and
+output flags; `add_protocol_flags` gives the latent-classifier benchmarks and ``eval`` the
 protocol flags (setting, shots, classifier-epoch policy). The protocol flags default to ``None``
-so a flag the user gave can be told from its default; :func:`protocol_policy` fills the defaults
-in, checks the values and returns the :class:`~mmalign.protocols.policies.EpochPolicy`.
+so a flag the user gave can be told from its default; `protocol_policy` fills the defaults
+in, checks the values and returns the `EpochPolicy`.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
 
 from ..errors import ConfigError
 from ..preflight import check_shot_counts, positive
@@ -71,7 +70,7 @@ def add_run_flags(p: argparse.ArgumentParser, default_epochs: str, default_recip
 
 
 def check_run_flags(args: argparse.Namespace) -> None:
-    """The values of :func:`add_run_flags`' flags."""
+    """The values of `add_run_flags`' flags."""
     check_rerun_flags(args)
     positive(args.seeds, "--seeds")
     positive(args.epochs, "--epochs")  # seeds themselves are checked by the aligner config (0 <= seed < 2**63)

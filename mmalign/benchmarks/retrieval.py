@@ -1,6 +1,6 @@
 """``mmalign benchmark cub-text``: zero-shot cross-modal retrieval among the real CUB classes
 (class attributes, sentence embeddings, Wikipedia text; shipped, no download), as a benchmark
-object. The work is :func:`mmalign.retrieval.cub_text.run_cub_text`."""
+object. The work is `mmalign.retrieval.cub_text.run_cub_text`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import ConfigError
 from ..outputs import check_output_dir
 from ..recipes import Recipe
 from ..records.schema import ResultRecord

@@ -2,7 +2,7 @@
 
 Every sub-command, built-in or a plugin's, is added through the ``register_commands`` hook: the
 built-in ones are the modules of this package (one module per command), loaded as built-in
-plugins exactly like a third party's. Every :class:`~mmalign.errors.MmalignError` becomes one line
+plugins exactly like a third party's. Every `MmalignError` becomes one line
 on stderr and exit code 2; the traceback only with ``--debug`` (or ``MMALIGN_DEBUG=1``).
 """
 

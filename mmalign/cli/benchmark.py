@@ -1,4 +1,4 @@
-"""``mmalign benchmark NAME [flags]``: run a registered benchmark (see :mod:`mmalign.benchmarks`).
+"""``mmalign benchmark NAME [flags]``: run a registered benchmark (see `mmalign.benchmarks`).
 
 The command knows no benchmark by name: it looks ``NAME`` up in the plugin catalog, builds a
 parser from the shared flags and the benchmark's own, loads the recipe once, and hands the

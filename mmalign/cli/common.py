@@ -9,7 +9,7 @@ from ..threads import limit_threads
 
 
 def apply_threads_flags(args: argparse.Namespace) -> None:
-    """Act on ``--threads`` and ``--deterministic`` (see :func:`~mmalign.benchmarks.flags.add_threads_flags`)."""
+    """Act on ``--threads`` and ``--deterministic`` (see `add_threads_flags`)."""
     limit_threads(getattr(args, "threads", None))
     if getattr(args, "deterministic", False):
         from ..determinism import enable_determinism

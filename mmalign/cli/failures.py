@@ -1,11 +1,11 @@
 """What the command line does with a failure that is not bad input: one line naming what failed.
 
-:func:`mmalign.cli.main` turns every :class:`~mmalign.errors.MmalignError` into one line and exit
+`mmalign.cli.main` turns every `MmalignError` into one line and exit
 code 2. Anything else that reaches it (a bug, a third-party plugin's or library's own exception)
 becomes one line too, naming the command (and the plugin that added it) and the exception, with
-exit code :data:`EXIT_FAILURE`; the traceback only with ``--debug`` or ``MMALIGN_DEBUG=1``. A reader
+exit code `EXIT_FAILURE`; the traceback only with ``--debug`` or ``MMALIGN_DEBUG=1``. A reader
 that goes away (``mmalign schema results | head -5``) ends the command quietly
-(:func:`quiet_broken_pipe`).
+(`quiet_broken_pipe`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _describe(args: argparse.Namespace, plugin: str | None) -> str:
 def command_exit_code(args: argparse.Namespace, plugin: str | None = None) -> int:
     """Run the handler ``args.func`` and return its exit code (``None`` means 0); stdout is flushed
     here so a reader that went away is noticed inside the command. A missing handler or one that
-    returns something other than an integer is a :class:`PluginError` naming the command and its
+    returns something other than an integer is a `PluginError` naming the command and its
     ``plugin``."""
     func = getattr(args, "func", None)
     if not callable(func):
@@ -60,7 +60,7 @@ def command_exit_code(args: argparse.Namespace, plugin: str | None = None) -> in
 
 def failure_line(args: argparse.Namespace, exc: BaseException) -> str:
     """``sub-command 'sweep' failed: OverflowError: Range exceeds valid bounds (--debug shows the
-    traceback)``: one line, the exception's first line cut to :data:`MAX_MESSAGE` characters."""
+    traceback)``: one line, the exception's first line cut to `MAX_MESSAGE` characters."""
     text = str(exc).strip().splitlines()
     message = text[0] if text else ""
     if len(message) > MAX_MESSAGE:
@@ -72,7 +72,7 @@ def failure_line(args: argparse.Namespace, exc: BaseException) -> str:
 
 def quiet_broken_pipe() -> int:
     """After a ``BrokenPipeError`` on stdout: point stdout at ``/dev/null`` so the interpreter's
-    final flush cannot fail again, and return :data:`EXIT_BROKEN_PIPE` without a word."""
+    final flush cannot fail again, and return `EXIT_BROKEN_PIPE` without a word."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -1,14 +1,14 @@
 """Readers that turn benchmark files into AlignmentData.
 
-- :func:`load_dataset` / :func:`load_class_level`: a named benchmark (``"CUB"``, ``"SUN"``,
+- `load_dataset` / `load_class_level`: a named benchmark (``"CUB"``, ``"SUN"``,
   ``"AWA1"``, ``"AWA2"``, ``"APY"``, ``"FLO"``), located under ``data_dir`` /
   ``$MMALIGN_DATA_DIR`` / the user cache and checked against its card in
   ``registry/datasets/``; or any folder in the xlsa17 layout (no card).
-- :func:`read_xlsa17`, :func:`read_class_level`, :func:`read_res101`: the file readers.
-- :func:`download_xlsa17`: fetch and unpack the public release.
-- :func:`map_features`: per-sample features left on disk (safetensors, one file or shards) for
+- `read_xlsa17`, `read_class_level`, `read_res101`: the file readers.
+- `download_xlsa17`: fetch and unpack the public release.
+- `map_features`: per-sample features left on disk (safetensors, one file or shards) for
   training sets larger than memory.
-- :func:`synthetic_like`, :func:`write_xlsa17_layout`: benchmark-shaped synthetic data and a writer
+- `synthetic_like`, `write_xlsa17_layout`: benchmark-shaped synthetic data and a writer
   of the exact file layout.
 """
 

@@ -41,7 +41,7 @@ def cache_path(source: str | os.PathLike, cache_dir: str | os.PathLike | None = 
 
 
 def cached_res101(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Res101:
-    """:func:`read_res101` through the cache: convert on first use, reuse while the source is unchanged."""
+    """`read_res101` through the cache: convert on first use, reuse while the source is unchanged."""
     path = check_mat_header(path)
     target = cache_path(path, cache_dir)
     hit = _load(target, path)

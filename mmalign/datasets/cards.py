@@ -1,15 +1,14 @@
 """Dataset cards: what a named benchmark's files must look like (``registry/datasets/*.toml``).
 
 A card lists the expected files and keys, class counts, image count, split sizes, embedding and
-feature dimensions and (where known) sha256 checksums. :func:`check_card` compares a data folder
-(and optionally the loaded :class:`AlignmentData`) with a card and reports every mismatch as
+feature dimensions and (where known) sha256 checksums. `check_card` compares a data folder
+(and optionally the loaded `AlignmentData`) with a card and reports every mismatch as
 "which file, which key, expected vs found". Custom datasets need no card.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -89,7 +88,7 @@ class DatasetCard(_Strict):
 
 @dataclass
 class CardReport:
-    """Outcome of :func:`check_card`: ``errors`` refuse loading, ``warnings`` are informational."""
+    """Outcome of `check_card`: ``errors`` refuse loading, ``warnings`` are informational."""
 
     card: str
     errors: list[str] = field(default_factory=list)

@@ -27,10 +27,10 @@ def load_dataset(
 
     Args:
         name: a card name (case-insensitive), or a dataset folder (loaded with no card): a
-            :class:`~pathlib.Path`, or a string containing a path separator (``"./CUB"``).
+            `Path`, or a string containing a path separator (``"./CUB"``).
         data_dir: data root holding ``<NAME>/``; default ``$MMALIGN_DATA_DIR`` or the user cache.
         skip_card_check: load even if the files disagree with the card; the mismatches become
-            strings in ``data.meta["warnings"]`` instead of a :class:`DataError`.
+            strings in ``data.meta["warnings"]`` instead of a `DataError`.
         require_files: further files that must exist (e.g. ``("sent_splits.mat",)`` for sentences).
         use_cache: read ``res101.mat`` through the safetensors cache.
         cache_dir: cache location (default: beside ``res101.mat`` if writable, else the user cache).

@@ -6,7 +6,7 @@ Search order for the data root (the folder holding ``CUB/``, ``SUN/``, ...):
 2. the environment variable ``MMALIGN_DATA_DIR``;
 3. ``$XDG_CACHE_HOME/mmalign/xlsa17`` (``~/.cache/mmalign/xlsa17`` when unset).
 
-:func:`download_xlsa17` fetches the public xlsa17 release into that root (resumable, verified
+`download_xlsa17` fetches the public xlsa17 release into that root (resumable, verified
 when a checksum is known, unpacked so that ``<root>/CUB/res101.mat`` exists).
 """
 
@@ -53,7 +53,7 @@ def default_data_dir() -> Path:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data root: ``data_dir``, else ``$MMALIGN_DATA_DIR``, else :func:`default_data_dir`."""
+    """The data root: ``data_dir``, else ``$MMALIGN_DATA_DIR``, else `default_data_dir`."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
     env = os.environ.get(ENV_VAR)
@@ -68,7 +68,7 @@ def find_dataset_dir(
     """The folder of dataset ``name`` under the data root, with every ``required`` file present.
 
     Accepts ``<root>/<name>``, ``<root>/data/<name>`` and ``<root>/xlsa17/data/<name>`` (the
-    layout inside the release zip). Raises :class:`DataError` listing the missing files, where
+    layout inside the release zip). Raises `DataError` listing the missing files, where
     they were looked for and how to get them.
     """
     root, required = resolve_data_dir(data_dir), list(required)
@@ -127,11 +127,11 @@ def download_xlsa17(
     """Download and unpack an xlsa17-style zip so that ``<dest>/<DATASET>/res101.mat`` exists.
 
     Args:
-        dest: data root (default: :func:`resolve_data_dir`).
+        dest: data root (default: `resolve_data_dir`).
         url: archive URL (default: the MPI-INF xlsa17 release).
-        sha256: expected checksum of the archive (default: :data:`KNOWN_SHA256` entry, if any).
+        sha256: expected checksum of the archive (default: `KNOWN_SHA256` entry, if any).
         progress: show a tqdm progress bar.
-        timeout: socket timeout in seconds; an unreachable host fails fast with a :class:`DataError`.
+        timeout: socket timeout in seconds; an unreachable host fails fast with a `DataError`.
         keep_archive: keep the zip after unpacking.
 
     A partial download (``<archive>.part``) is resumed with an HTTP Range request. Returns ``dest``.
@@ -176,7 +176,7 @@ DOWNLOAD_SCHEMES = ("https", "http", "ftp", "file")
 
 def check_download_url(url: str) -> str:
     """The archive's file name in ``url`` (``xlsa17.zip`` when the path names none);
-    :class:`DataError` when ``url`` has no known scheme or no host."""
+    `DataError` when ``url`` has no known scheme or no host."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme.lower() not in DOWNLOAD_SCHEMES:
         what = f"scheme {parsed.scheme!r}" if parsed.scheme else "no scheme"

@@ -1,6 +1,6 @@
 """Safe reading and writing of MATLAB ``.mat`` files (v5/v7, the xlsa17 format).
 
-Every failure becomes a :class:`~mmalign.errors.DataError` that names the file, the key and what
+Every failure becomes a `DataError` that names the file, the key and what
 was expected: a missing, empty, truncated or non-MATLAB file, a MATLAB v7.3 (HDF5) file that
 scipy cannot read, or a missing key. No scipy exception escapes from here.
 """
@@ -36,7 +36,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def check_mat_header(path: str | os.PathLike) -> Path:
-    """Raise :class:`DataError` unless ``path`` looks like a readable MATLAB v5/v7 file."""
+    """Raise `DataError` unless ``path`` looks like a readable MATLAB v5/v7 file."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found (expected a MATLAB .mat file)")
@@ -84,7 +84,7 @@ def read_mat(
 
     Args:
         path: the file.
-        required: keys that must be present; a missing one raises :class:`DataError`.
+        required: keys that must be present; a missing one raises `DataError`.
         optional: keys loaded when present.
         expected: key -> description used in error messages (e.g. ``"D x N float matrix"``).
 
@@ -113,7 +113,7 @@ def read_mat(
 
 
 def check_complete(path: Path) -> None:
-    """Raise :class:`DataError` if a variable of the file ends beyond the end of the file."""
+    """Raise `DataError` if a variable of the file ends beyond the end of the file."""
     try:  # scipy's v5 reader is private API: without it, skip this extra check
         from scipy.io.matlab._mio5 import MatFile5Reader
     except ImportError:
@@ -169,7 +169,7 @@ def write_mat(path: str | os.PathLike, arrays: Mapping[str, object]) -> Path:
 
 
 def strings_cell(strings: Iterable[str]) -> np.ndarray:
-    """A ``n x 1`` object array that :func:`scipy.io.savemat` writes as a cell array of strings."""
+    """A ``n x 1`` object array that `scipy.io.savemat` writes as a cell array of strings."""
     strings = list(strings)
     cell = np.empty((len(strings), 1), dtype=object)
     for i, s in enumerate(strings):

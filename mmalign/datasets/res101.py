@@ -1,6 +1,6 @@
 """``res101.mat`` of the xlsa17 release: ResNet-101 image features and 1-based labels.
 
-Kept apart from :mod:`.xlsa17` so that the feature cache (:mod:`.cache`) and the dataset reader can
+Kept apart from `.xlsa17` so that the feature cache (`.cache`) and the dataset reader can
 both use it without importing each other.
 """
 

@@ -1,6 +1,6 @@
 """Synthetic stand-ins for the benchmarks, and a writer of the xlsa17 file layout.
 
-:func:`synthetic_like` builds an :class:`AlignmentData` with the layout of a real benchmark
+`synthetic_like` builds an `AlignmentData` with the layout of a real benchmark
 (class counts, seen/unseen classes, split sizes, embedding dimensions; optionally scaled down).
 Every class has a hidden latent code ``z_c``; each class embedding is a sparse, non-negative,
 L2-normalised function of it (like CUB's ``att``), and image features are a fixed random
@@ -8,7 +8,7 @@ two-layer ReLU network of ``z_c`` plus class-specific noise (not explained by th
 per-sample noise, non-negative like ResNet features. Unseen classes are therefore predictable
 from their embeddings, but not trivially. The same seed gives identical arrays.
 
-:func:`write_xlsa17_layout` writes any :class:`AlignmentData` as ``res101.mat`` /
+`write_xlsa17_layout` writes any `AlignmentData` as ``res101.mat`` /
 ``att_splits.mat`` (/ ``sent_splits.mat``) exactly as xlsa17 stores them (1-based, D x N), so the
 real reader can be exercised end to end.
 """
@@ -39,11 +39,11 @@ def synthetic_like(
     feature_dim: int = 2048,
     num_samples: int | None = None,
 ) -> AlignmentData:
-    """A synthetic dataset with the layout of ``dataset`` (a card name or :class:`DatasetCard`).
+    """A synthetic dataset with the layout of ``dataset`` (a card name or `DatasetCard`).
 
     Args:
         dataset: e.g. ``"CUB"``; class counts, split sizes and embedding dims come from its card.
-        seed: seeds a :class:`numpy.random.Generator`; same seed, identical arrays.
+        seed: seeds a `numpy.random.Generator`; same seed, identical arrays.
         feature_dim: image feature dimension (2048 like ResNet-101).
         num_samples: total images (default: the card's ``num_images``); split sizes are scaled
             proportionally, keeping every class and at least one trainval image per seen class.

@@ -11,7 +11,7 @@ A dataset folder holds, exactly as distributed:
   same ``*_loc`` keys (CUB's ``train_loc``/``val_loc`` live only here in the re-saved copies).
 
 Conversion follows the CADA-VAE reference: ``features.T``, ``labels - 1``, ``*_loc - 1``,
-``att.T`` as is; float64 becomes float32. Inconsistent files raise :class:`DataError` naming the
+``att.T`` as is; float64 becomes float32. Inconsistent files raise `DataError` naming the
 file, the key and what was expected versus found.
 """
 
@@ -126,12 +126,12 @@ def read_xlsa17(
     use_cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
 ) -> AlignmentData:
-    """Load one xlsa17 dataset folder (any D, any number of classes) into :class:`AlignmentData`.
+    """Load one xlsa17 dataset folder (any D, any number of classes) into `AlignmentData`.
 
     Args:
         dataset_dir: folder with ``res101.mat`` and ``att_splits.mat`` (+ ``sent_splits.mat``).
         name: dataset label (default: the folder name).
-        use_cache: read ``res101.mat`` through the safetensors cache (see :mod:`.cache`).
+        use_cache: read ``res101.mat`` through the safetensors cache (see `.cache`).
         cache_dir: where the cache lives (default: beside the file if writable, else the user cache).
     """
     folder = Path(dataset_dir)
@@ -183,7 +183,7 @@ def read_xlsa17(
 def check_splits(
     splits: dict[str, np.ndarray], origin: dict[str, Path], num_samples: int | None = None
 ) -> None:
-    """Raise :class:`DataError` on a missing, empty, duplicated, out-of-range or overlapping split.
+    """Raise `DataError` on a missing, empty, duplicated, out-of-range or overlapping split.
 
     ``splits`` hold 0-based indices; ``origin`` names the file each came from (for messages).
     """

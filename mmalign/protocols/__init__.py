@@ -1,12 +1,14 @@
 """Evaluation protocols: GZSL, ZSL and few-shot on aligned latents (CADA-VAE's latent classifier).
 
-Entry points::
+Entry points:
 
-    from mmalign.protocols import evaluate, validation_view
-    result = evaluate(aligner, data, setting="gzsl", shots=0, seed=0)          # policy "fixed"
-    view = validation_view(data, seed=0)                                      # policy "val":
-    selector.fit(view, seed=0)                                                #   a VAE on train classes
-    result = evaluate(aligner, data, policy="val", selection_aligner=selector, selection_data=view, seed=0)
+```python
+from mmalign.protocols import evaluate, validation_view
+result = evaluate(aligner, data, setting="gzsl", shots=0, seed=0)          # policy "fixed"
+view = validation_view(data, seed=0)                                      # policy "val":
+selector.fit(view, seed=0)                                                #   a VAE on train classes
+result = evaluate(aligner, data, policy="val", selection_aligner=selector, selection_data=view, seed=0)
+```
 """
 
 from .classifier import ClassifierHparams, predict, train_classifier, train_resident, train_reference

@@ -13,9 +13,9 @@ Two batch schedules, as in the reference code:
 
 Two implementations give the same weights bit for bit (same seed, same device):
 
-* :func:`train_reference`: a plain PyTorch loop, ``nn.Linear``, autograd, ``torch.optim.Adam``
+* `train_reference`: a plain PyTorch loop, ``nn.Linear``, autograd, ``torch.optim.Adam``
   and, for ``"epoch"``, a ``torch.utils.data.DataLoader``. The baseline.
-* :func:`train_resident` (default): data resident on the device, one gather per epoch (into static
+* `train_resident` (default): data resident on the device, one gather per epoch (into static
   buffers, so that on a GPU each epoch after the first replays as one CUDA graph), the gradient of
   ``NLL(log_softmax(x W^T + b))`` computed in closed form with the same kernels autograd would call,
   and the Adam update called directly: the fused kernel ``torch.optim.Adam(fused=True)`` runs, or
@@ -133,7 +133,7 @@ class _Pairs(Dataset):
 
 
 class _SeededShuffle(Sampler):
-    """``shuffle=True`` with the permutation drawn by :func:`epoch_permutation`."""
+    """``shuffle=True`` with the permutation drawn by `epoch_permutation`."""
 
     def __init__(self, n: int, generator: torch.Generator) -> None:
         self.n, self.generator = n, generator
@@ -256,7 +256,7 @@ def train_resident(
     on_epoch: EpochCallback | None = None, graphs: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Train without autograd or DataLoader, same batches and same arithmetic as
-    :func:`train_reference` (module doc). Returns ``(weight, bias)``. On a GPU, with ``graphs``
+    `train_reference` (module doc). Returns ``(weight, bias)``. On a GPU, with ``graphs``
     (default), every epoch after the first is replayed as one CUDA graph."""
     _check(x, y, num_classes, epochs, hparams.batch_size, schedule)
     with torch.inference_mode(), thread_count(1 if x.device.type == "cpu" else None):  # small products: one thread
@@ -268,7 +268,7 @@ def _resident_loop(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, generator: torch.Generator,
     schedule: Schedule, hparams: ClassifierHparams, on_epoch: EpochCallback | None, graphs: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training loop of :func:`train_resident`; runs under ``torch.inference_mode``."""
+    """The training loop of `train_resident`; runs under ``torch.inference_mode``."""
     n, d = x.shape
     b_size = hparams.batch_size
     weight0, bias0 = init_linear(num_classes, d, generator, x.device, x.dtype)
@@ -343,7 +343,7 @@ def _resident_loop(
 
 
 class _EpochGraph:
-    """An epoch of the fused loop as one CUDA graph: the first :meth:`run` trains the epoch eagerly
+    """An epoch of the fused loop as one CUDA graph: the first `run` trains the epoch eagerly
     (the warm-up torch asks for before a capture) and then captures it; later runs replay it. ``epoch`` must read and write only tensors that outlive the graph."""
 
     def __init__(self, epoch: Callable[[], None], device: torch.device) -> None:
@@ -361,7 +361,7 @@ def train_classifier(
     schedule: Schedule = "epoch", hparams: ClassifierHparams = ClassifierHparams(),
     on_epoch: EpochCallback | None = None, reference: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`train_resident` (default) or :func:`train_reference`; identical results."""
+    """`train_resident` (default) or `train_reference`; identical results."""
     impl = train_reference if reference else train_resident
     return impl(x, y, num_classes, epochs, generator=generator, schedule=schedule, hparams=hparams, on_epoch=on_epoch)
 

@@ -44,7 +44,7 @@ def evaluate(
     """Score ``aligner`` on ``data`` with the latent-classifier protocol.
 
     Args:
-        aligner: a trained :class:`~mmalign.Aligner` (or anything with ``modalities``, ``device``,
+        aligner: a trained `Aligner` (or anything with ``modalities``, ``device``,
             ``encode(name, rows)`` and ``sample_latents(mu, logvar, generator)``).
         data: the data set; ``trainval`` gives the seen images, ``test_seen``/``test_unseen`` the
             test images.
@@ -56,26 +56,26 @@ def evaluate(
         side: name of the per-class side-information modality (default ``"att"``; if absent,
             the aligner's only per-class modality).
         epochs: classifier epochs for ``policy="manual"``, or already chosen by
-            :func:`~mmalign.protocols.select_epochs` for ``policy="val"``.
-        policy: an :class:`~mmalign.protocols.policies.EpochPolicy` or its name: ``"fixed"`` (the
+            `select_epochs` for ``policy="val"``.
+        policy: an `EpochPolicy` or its name: ``"fixed"`` (the
             recipe's table for ``dataset_name``), ``"val"`` (chosen on validation classes with
-            ``selection_aligner``, see :mod:`mmalign.protocols.policies`), ``"test"`` (best epoch in
+            ``selection_aligner``, see `mmalign.protocols.policies`), ``"test"`` (best epoch in
             ``1..max_epochs`` on the test data itself; optimistic, recorded as such) or
             ``"manual"`` (``epochs``).
         seed: drives the few-shot split, the latent noise and the classifier.
         dataset_name: key of the fixed-epoch table (default: ``data.meta["like"]``, which
-            :func:`~mmalign.datasets.synthetic_like` sets to the data set it imitates, else ``data.name``).
+            `synthetic_like` sets to the data set it imitates, else ``data.name``).
         reference: the plain reference loop instead of the resident one (default); same numbers.
         selection_aligner: for ``policy="val"``: an aligner trained on the ``trainval`` split of
             ``selection_data`` only (``selection_aligner.fit(validation_view(data, seed))``).
         selection_data: the validation data (default ``validation_view(data, seed)``; pass the view
             the selection aligner was trained on if it was built with other arguments).
         max_epochs: the range searched by ``"val"`` and ``"test"``.
-        recipe: the :class:`~mmalign.recipes.Recipe` (or its name or file) holding the latent
+        recipe: the `Recipe` (or its name or file) holding the latent
             counts, classifier settings and the epoch table: the one the aligner was trained
             with (default ``cada_vae``).
         adam: the classifier's Adam kernel, ``"auto"`` (fused where available), ``"fused"`` or
-            ``"single_tensor"`` (see :class:`~mmalign.protocols.ClassifierHparams`).
+            ``"single_tensor"`` (see `ClassifierHparams`).
         chunk: rows per encoder call.
 
     Returns:
@@ -86,7 +86,7 @@ def evaluate(
         ``train_latents``, ``classifier`` (``"resident"``/``"reference"``), ``adam`` (the kernel used),
         ``reparameterization`` (when the aligner has a config), ``selection`` (``"val"``/``"test"``:
         metric, score, max_epochs, data), ``per_class`` and ``confusion`` (see
-        :func:`~mmalign.protocols.breakdown.class_breakdown`) and ``seconds`` (wall time of ``sampling``, ``classifier``
+        `class_breakdown`) and ``seconds`` (wall time of ``sampling``, ``classifier``
         and, if run, ``selection``).
     """
     if setting not in SETTINGS:

@@ -38,7 +38,7 @@ class FewShotSplit:
 def fewshot_split(data: AlignmentData, shots: int, seed: int = 0, split: str = "test_unseen") -> FewShotSplit:
     """Move ``shots`` images of each class of ``data.splits[split]`` to training (see module doc).
 
-    Raises :class:`~mmalign.errors.ConfigError` when ``shots`` is negative or when some class has
+    Raises `ConfigError` when ``shots`` is negative or when some class has
     ``shots`` or fewer images (nothing would be left to test it on).
     """
     shots = int(shots)

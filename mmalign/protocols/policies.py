@@ -1,17 +1,17 @@
 """How many epochs the final classifier trains: the model-selection policy, an object, always recorded.
 
-* :class:`FixedEpochs` (``fixed``): the released code's table (``recipe.classifier.epochs``), as
+* `FixedEpochs` (``fixed``): the released code's table (``recipe.classifier.epochs``), as
   the paper did.
-* :class:`ValidationEpochs` (``val``): chosen on validation classes, never on test data. A second
-  aligner (:meth:`ValidationEpochs.selection_model`) is trained on :func:`validation_view` of the
+* `ValidationEpochs` (``val``): chosen on validation classes, never on test data. A second
+  aligner (`ValidationEpochs.selection_model`) is trained on `validation_view` of the
   data (the xlsa17 ``train`` classes play "seen", the ``val`` classes "unseen"); the same protocol
   then runs on the view for ``1..max_epochs`` epochs in one run and the epoch with the best H (GZSL)
   or top-1 (ZSL) is used.
-* :class:`TestEpochs` (``test``): the same selection on the test split itself. Optimistic; only
+* `TestEpochs` (``test``): the same selection on the test split itself. Optimistic; only
   when asked for, and recorded as such.
-* :class:`ManualEpochs` (``manual``): an epoch count given by the caller.
+* `ManualEpochs` (``manual``): an epoch count given by the caller.
 
-:func:`make_policy` turns the names (and a given epoch count) into these objects: the one place
+`make_policy` turns the names (and a given epoch count) into these objects: the one place
 they are parsed.
 """
 
@@ -30,7 +30,7 @@ __all__ = ["EpochPolicy", "EpochSelection", "FixedEpochs", "ManualEpochs", "POLI
 
 def fixed_epochs(dataset: str, setting: str, shots: int, recipe: Recipe | str = DEFAULT_RECIPE) -> int:
     """The released code's classifier epochs for ``dataset`` (CUB, SUN, AWA1, AWA2), or a
-    :class:`~mmalign.errors.ConfigError` naming what is missing."""
+    `ConfigError` naming what is missing."""
     rec = load_recipe(recipe)
     value = rec.classifier.fixed_epochs(dataset, setting, shots)
     if value is None:
@@ -55,7 +55,7 @@ class EpochPolicy:
     needs_selection_model: ClassVar[bool] = False
 
     def check(self, recipe: Recipe, dataset: str, setting: str, shots: int) -> None:
-        """Raise :class:`ConfigError` now if a run with these values could not get its epochs."""
+        """Raise `ConfigError` now if a run with these values could not get its epochs."""
 
     def given_epochs(self) -> int | None:
         """The epoch count fixed before any data is seen (``manual``), else None."""
@@ -103,8 +103,8 @@ class ValidationEpochs(EpochPolicy):
     @staticmethod
     def selection_model(aligner: Any, data: Any, seed: int, progress: bool = True) -> tuple[Any, Any]:
         """"val trains a second VAE", written once: an untrained copy of ``aligner`` (same
-        modalities, config and recipe; :meth:`~mmalign.Aligner.fresh`) fitted on
-        :func:`validation_view` of ``data`` (the train classes only). Returns ``(model, view)``."""
+        modalities, config and recipe; `fresh`) fitted on
+        `validation_view` of ``data`` (the train classes only). Returns ``(model, view)``."""
         view = validation_view(data, seed=seed)
         selector = aligner.fresh(seed=seed)
         selector.fit(view, progress=progress)

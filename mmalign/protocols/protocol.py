@@ -1,8 +1,8 @@
 """One run of the latent-classifier protocol: build the latent sets, train, score.
 
-:func:`build_task` turns an aligner and a data set into the classifier's training and test latents
+`build_task` turns an aligner and a data set into the classifier's training and test latents
 (GZSL: all classes, original ids; ZSL/FSL: the unseen classes only, mapped to ``0..C-1``).
-:func:`run_classifier` trains on them for a number of epochs and scores the result, optionally after
+`run_classifier` trains on them for a number of epochs and scores the result, optionally after
 every epoch (for epoch selection), with one host sync at the end.
 """
 

@@ -2,7 +2,7 @@
 
 The protocol draws randomness in three places: the few-shot split, the noise of the training
 latents and the classifier (init and shuffling). Each gets its own stream derived from the run seed
-with :class:`numpy.random.SeedSequence`, so the streams are independent of each other and the same
+with `numpy.random.SeedSequence`, so the streams are independent of each other and the same
 seed always gives the same numbers.
 """
 
@@ -16,7 +16,7 @@ STREAMS = ("fewshot", "sampling", "classifier", "validation")
 
 
 def derive_seed(seed: int, stream: str) -> int:
-    """A 64-bit seed for ``stream`` (one of :data:`STREAMS`) derived from the run ``seed``."""
+    """A 64-bit seed for ``stream`` (one of `STREAMS`) derived from the run ``seed``."""
     key = STREAMS.index(stream)
     sequence = np.random.SeedSequence(int(seed) & (2**64 - 1), spawn_key=(key,))
     return int(sequence.generate_state(1, dtype=np.uint64)[0])

@@ -26,7 +26,7 @@ def validation_view(data: AlignmentData, seed: int = 0, holdout: float = 0.2) ->
     minus a held-out ``holdout`` fraction per class (seeded, at least one image per class with two
     or more), ``test_seen`` = the held-out images, ``test_unseen`` = the ``val`` images. Only these
     rows are copied, so nothing of the test splits is read. Raises
-    :class:`~mmalign.errors.DataError` when ``train``/``val`` are missing, overlap the test splits,
+    `DataError` when ``train``/``val`` are missing, overlap the test splits,
     or share classes.
     """
     for name in ("train", "val"):
@@ -101,7 +101,7 @@ def select_epochs(
     """Policy ``val``: the epoch count in ``1..max_epochs`` with the best validation H (GZSL) or
     top-1 (ZSL).
 
-    ``selection_data`` is :func:`validation_view` of the data and ``selection_aligner`` an aligner trained on
+    ``selection_data`` is `validation_view` of the data and ``selection_aligner`` an aligner trained on
     ``selection_data``'s ``trainval`` split only (``aligner.fit(selection_data)``). The protocol (few-shot split
     of the ``val`` images, latent sampling, classifier) is the test protocol with the same seed.
     """

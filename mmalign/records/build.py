@@ -1,4 +1,4 @@
-"""One :class:`~mmalign.records.schema.ResultRecord` from an :func:`~mmalign.protocols.evaluate` result:
+"""One `ResultRecord` from an `evaluate` result:
 shared by ``mmalign benchmark`` and ``mmalign eval`` so both write the same fields."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Reading and writing results files in the one schema (:mod:`mmalign.records.schema`).
+"""Reading and writing results files in the one schema (`mmalign.records.schema`).
 
-Every writer (``benchmark``, ``eval``, ``cub-text``) goes through :func:`write_record`, which
-validates the record and adds it under the results file lock (:func:`mmalign.records.store.update_results`, atomic). Before a
-run starts, :func:`check_rerun` decides what to do with a record that is already there: skip it
+Every writer (``benchmark``, ``eval``, ``cub-text``) goes through `write_record`, which
+validates the record and adds it under the results file lock (`mmalign.records.store.update_results`, atomic). Before a
+run starts, `check_rerun` decides what to do with a record that is already there: skip it
 (``--resume``), replace it (``--force``), or refuse with a message naming both flags, so one
 (config, seed) never has two records. Files of the previous release are converted on read, and
 on disk (the old file kept beside it as ``<name>.v1.json``) before the first new record is added.
@@ -68,7 +68,7 @@ def check_rerun(existing: Iterable[ResultRecord], probe: dict[str, Any], path: P
                 force: bool) -> ResultRecord | None:
     """The recorded result with ``probe``'s key when ``resume`` (the caller skips the run);
     ``None`` when the run should go ahead. Without ``resume`` or ``force`` an existing record is
-    refused: :class:`ConfigError` naming both flags."""
+    refused: `ConfigError` naming both flags."""
     key = record_key(probe)
     found = [r for r in existing if r.key() == key]
     if not found or force:

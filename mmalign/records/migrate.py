@@ -1,4 +1,4 @@
-"""Convert results files of mmalign 0.1.0 (schema version 1) to :class:`~mmalign.records.schema.ResultRecord`.
+"""Convert results files of mmalign 0.1.0 (schema version 1) to `ResultRecord`.
 
 Version 1 had three formats:
 

@@ -1,6 +1,6 @@
 """Where a result came from: package and plugin versions, the device, hashes of the data.
 
-Every result record carries these (see :mod:`mmalign.records.schema`), so two numbers can be compared
+Every result record carries these (see `mmalign.records.schema`), so two numbers can be compared
 knowing whether they came from the same code, machine and data.
 """
 

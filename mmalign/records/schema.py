@@ -1,12 +1,12 @@
 """The one result schema: every record written by ``mmalign benchmark``, ``mmalign eval`` and
-``mmalign benchmark cub-text`` is a :class:`ResultRecord`.
+``mmalign benchmark cub-text`` is a `ResultRecord`.
 
 A results file is a JSON list of records. Metrics are percent (0-100) everywhere, every record
 carries the same metadata (what ran, on which data, with which code and device, how long each
-phase took) and one record stands for one (config, seed): :func:`record_key` names it. The
-schema is versioned (:data:`SCHEMA_VERSION`); files written before it (version 1, the formats of
-mmalign 0.1.0) are converted by :mod:`mmalign.records.migrate` when read. ``mmalign schema results``
-prints :func:`results_json_schema`.
+phase took) and one record stands for one (config, seed): `record_key` names it. The
+schema is versioned (`SCHEMA_VERSION`); files written before it (version 1, the formats of
+mmalign 0.1.0) are converted by `mmalign.records.migrate` when read. ``mmalign schema results``
+prints `results_json_schema`.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def describe_key(record: ResultRecord) -> str:
 
 
 def validate_record(raw: Any, where: str) -> ResultRecord:
-    """A :class:`ResultRecord` from a dict; :class:`DataError` naming ``where`` and the key otherwise."""
+    """A `ResultRecord` from a dict; `DataError` naming ``where`` and the key otherwise."""
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a result record (an object), got {type(raw).__name__}")
     try:
@@ -158,7 +158,7 @@ def dump_record(record: ResultRecord) -> dict[str, Any]:
 
 
 def results_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a results file: a list of :class:`ResultRecord`."""
+    """The JSON Schema of a results file: a list of `ResultRecord`."""
     item = ResultRecord.model_json_schema()
     defs = item.pop("$defs", {})
     return {

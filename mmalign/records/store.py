@@ -60,7 +60,7 @@ def _fits(value: Any, expected: str) -> bool:
 
 def record_problem(record: Any) -> str | None:
     """What is wrong with one record (``None`` when it is fine): not an object, or a known key
-    (:data:`FIELD_TYPES`) holding a value of the wrong type or a non-finite number."""
+    (`FIELD_TYPES`) holding a value of the wrong type or a non-finite number."""
     if not isinstance(record, dict):
         return f"expected an object, got {type(record).__name__}"
     for key, expected in FIELD_TYPES.items():
@@ -70,7 +70,7 @@ def record_problem(record: Any) -> str | None:
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """The records of ``path`` (``[]`` when it does not exist); raises :class:`DataError` naming
+    """The records of ``path`` (``[]`` when it does not exist); raises `DataError` naming
     the file (and record and key) when it is not a list of well-typed records."""
     path = Path(path)
     if not path.exists():
@@ -107,7 +107,7 @@ def append_result(path: str | Path, record: dict[str, Any]) -> None:
 def update_results(path: str | Path, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
                    locked: bool = False) -> None:
     """Read ``path``'s records, replace them by ``change(records)`` and write the file atomically,
-    all under :func:`results_lock` (``locked=True``: the caller already holds it). Every record
+    all under `results_lock` (``locked=True``: the caller already holds it). Every record
     written is checked first: a wrong result is refused and nothing is written."""
     path = Path(path)
     try:

@@ -79,7 +79,7 @@ def retrieval_table(records: Sequence[ResultRecord]) -> str:
 def results_table(records: Sequence[ResultRecord]) -> str:
     """The one table of every command: one row per (configuration, metric), seeds counted as
     distinct seeds, beside the paper's number. (A retrieval benchmark prints the compact
-    :func:`retrieval_table` at its end instead.)"""
+    `retrieval_table` at its end instead.)"""
     refs = load_references()
     rows: list[tuple[str, ...]] = []
     for _, rs in sorted(group_by_config(records).items(), key=lambda kv: tuple(map(str, kv[0]))):

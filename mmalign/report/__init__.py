@@ -5,7 +5,7 @@ Per RUN_DIR (a checkpoint of ``mmalign train``, a folder of ``mmalign benchmark`
 checkpoint, per-class accuracy and the confusion of the worst classes, the results against the
 paper's numbers and few-shot curves, the cub-text retrieval bars; with several RUN_DIRs, the runs
 side by side. The page opens from disk with no server and no network. Needs ``mmalign[report]``
-(matplotlib, scikit-learn); :func:`make_report` says so in one line when they are missing.
+(matplotlib, scikit-learn); `make_report` says so in one line when they are missing.
 """
 
 from .build import make_report

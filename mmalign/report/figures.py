@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 
 from ..recipes import load_references
 from ..records.schema import ResultRecord
-from ..records.tables import group_by_config, mean_std, run_label
+from ..records.tables import group_by_config, mean_std
 from .latent_map import LatentMap
 
 WIDE, TALL = (9.0, 4.6), (9.0, 6.0)

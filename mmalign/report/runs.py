@@ -71,7 +71,7 @@ def is_checkpoint(path: Path) -> bool:
 
 
 def read_run_dir(path: Path, name: str | None = None) -> RunDir:
-    """Everything the report uses from ``path``; :class:`ConfigError` when it holds nothing to report."""
+    """Everything the report uses from ``path``; `ConfigError` when it holds nothing to report."""
     if not path.is_dir():
         raise ConfigError(f"{path}: not a folder (expected a checkpoint or a folder with {RESULTS})")
     run = RunDir(path=path, name=name or path.name)

@@ -2,7 +2,7 @@
 
 Both work in the span of the centred training rows (thin SVD), which is exact for these models and
 keeps them cheap when the dimension (e.g. 1024) exceeds the number of training classes (150).
-Hyperparameters are chosen by :func:`select_by_cv`: K-fold over *training classes*, scoring
+Hyperparameters are chosen by `select_by_cv`: K-fold over *training classes*, scoring
 retrieval among the held-out classes, so no test class is ever looked at.
 """
 
@@ -186,7 +186,7 @@ def baseline_retrieval(
     grid: Iterable[dict] | None = None,
 ) -> tuple[list[np.ndarray], dict]:
     """Fit baseline ``name`` (``"ridge"`` or ``"cca"``) on the classes ``train`` (parameters by
-    :func:`select_by_cv`) and score, for each ``(queries, gallery)`` pair of class-index arrays,
+    `select_by_cv`) and score, for each ``(queries, gallery)`` pair of class-index arrays,
     the rows ``x[queries]`` against ``y[gallery]``.
 
     Returns:

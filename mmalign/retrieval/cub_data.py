@@ -10,12 +10,12 @@ Holds, for the 200 CUB-200-2011 classes in xlsa17 order (``allclasses_names``):
 * ``minilm_embeddings.safetensors``: all-MiniLM-L6-v2 vectors (mean pooling, L2-normalised):
   per-class means over all sentences (``class_all``) and over the visual sentences
   (``class_visual``) in float32, and every visual sentence (``sentences_visual``) in float16 with
-  its flat sentence index (``visual_index``). Recomputable with :func:`encode_wikipedia`.
+  its flat sentence index (``visual_index``). Recomputable with `encode_wikipedia`.
 * ``attribute_w2v.safetensors``: ``attribute_w2v`` (312, 300), the word2vec vector of each
-  attribute phrase (DAZLE, MIT); :meth:`CubText.w2v_class_vectors` weights them by each class's
+  attribute phrase (DAZLE, MIT); `CubText.w2v_class_vectors` weights them by each class's
   attributes (the ``w2v`` modality).
 
-"Visual" sentences are those matching :data:`VISUAL_PATTERN` (colour, marking, body-part and size
+"Visual" sentences are those matching `VISUAL_PATTERN` (colour, marking, body-part and size
 words), a fixed a-priori filter, not tuned on the test classes; a class without any such sentence
 keeps all of its sentences.
 """
@@ -95,7 +95,7 @@ class CubText:
         return texts, labels
 
     def visual_mask(self) -> np.ndarray:
-        """Bool mask over :meth:`flat_sentences`: sentences matching :data:`VISUAL_PATTERN`; a class
+        """Bool mask over `flat_sentences`: sentences matching `VISUAL_PATTERN`; a class
         with no such sentence keeps all of its sentences (so every class has some)."""
         texts, labels = self.flat_sentences()
         mask = np.array([bool(VISUAL_PATTERN.search(t)) for t in texts])
@@ -104,7 +104,7 @@ class CubText:
 
 
 def load_cub_text(path: str | Path | None = None) -> CubText:
-    """Read and check the bundle at ``path`` (default: :func:`bundle_dir`)."""
+    """Read and check the bundle at ``path`` (default: `bundle_dir`)."""
     from safetensors import safe_open
 
     root = Path(path) if path is not None else bundle_dir()
@@ -185,7 +185,7 @@ def class_means(vectors: np.ndarray, labels: np.ndarray, num_classes: int, norma
 
 
 def encode_wikipedia(data: CubText, encoder: Any = None) -> dict[str, np.ndarray]:
-    """Recompute the shipped MiniLM tensors with a :class:`~mmalign.text.TextEncoder` (default:
+    """Recompute the shipped MiniLM tensors with a `TextEncoder` (default:
     the bundled MiniLM, mean pooling, L2-normalised; the embedding cache makes reruns free)."""
     if encoder is None:
         from ..text import TextEncoder

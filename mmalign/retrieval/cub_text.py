@@ -1,7 +1,7 @@
 """``mmalign benchmark cub-text``: zero-shot cross-modal retrieval between three real modalities of
 the 200 CUB classes, with no download.
 
-Modalities (per class, from the shipped bundle, see :mod:`mmalign.retrieval.cub_data`):
+Modalities (per class, from the shipped bundle, see `mmalign.retrieval.cub_data`):
 ``att`` (312-d attributes), ``sent`` (1024-d Reed et al. sentence embeddings) and ``wiki`` (the
 Wikipedia article, 384-d all-MiniLM-L6-v2 through the ``text`` plugin). Models are fitted on the
 150 seen classes only. For every ordered pair ``a -> b``, each unseen class's ``a`` vector is a
@@ -39,7 +39,7 @@ from .metrics import retrieval_metrics
 from .report import render
 
 #: Every modality the benchmark offers; ``w2v`` is the attribute phrases' word2vec vectors
-#: weighted by each class's attributes (:meth:`~mmalign.retrieval.cub_data.CubText.w2v_class_vectors`).
+#: weighted by each class's attributes (`w2v_class_vectors`).
 MODALITIES = ("att", "sent", "wiki", "w2v")
 #: The modalities aligned when none are named.
 DEFAULT_MODALITIES = ("att", "sent", "wiki")
@@ -52,7 +52,7 @@ LEGACY_SETTINGS = {"epochs": 50, "hidden": (512, 512), "class_repeats": 15}
 
 
 def retrieval_settings(recipe: "Recipe") -> dict[str, Any]:
-    """The recipe's ``[retrieval]`` epochs, hidden sizes and class repeats (or :data:`LEGACY_SETTINGS`)."""
+    """The recipe's ``[retrieval]`` epochs, hidden sizes and class repeats (or `LEGACY_SETTINGS`)."""
     table = recipe.retrieval
     return dict(LEGACY_SETTINGS) if table is None else {"epochs": table.epochs, "hidden": tuple(table.hidden),
                                                          "class_repeats": table.class_repeats}
@@ -110,7 +110,7 @@ def class_arrays(bundle: CubText, vectors: dict[str, np.ndarray], sentences: str
 
 
 def alignment_data(bundle: CubText, vectors: dict[str, np.ndarray], text_mode: str, sentences: str, class_repeats: int):
-    """The :class:`AlignmentData` the Aligner trains on (``trainval`` = seen classes only)."""
+    """The `AlignmentData` the Aligner trains on (``trainval`` = seen classes only)."""
     from ..data import AlignmentData
 
     arrays = class_arrays(bundle, vectors, sentences)
@@ -153,7 +153,7 @@ def build_modalities(names: Sequence[str], text_mode: str, hidden: tuple[int, in
 
 
 def aligner_scores(aligner, a: str, b: str, arrays: dict[str, np.ndarray], unseen: np.ndarray) -> dict[str, dict[str, float]]:
-    """Retrieval metrics of ``a`` -> ``b`` through :meth:`Aligner.retrieve <mmalign.Aligner.retrieve>`:
+    """Retrieval metrics of ``a`` -> ``b`` through `Aligner.retrieve`:
     unseen queries among the unseen classes (``zsl``) and among all classes (``gzsl``)."""
     galleries = {"zsl": unseen, "gzsl": np.arange(arrays[b].shape[0])}
     out = {}
@@ -186,13 +186,13 @@ def run_cub_text(
     aligner_overrides: dict[str, Any] | None = None,
     alignments: Sequence[Sequence[str]] | None = None,
 ) -> list[ResultRecord]:
-    """Run the CUB text retrieval benchmark; returns its records (:class:`~mmalign.records.schema.ResultRecord`,
+    """Run the CUB text retrieval benchmark; returns its records (`ResultRecord`,
     metrics in percent), one per (method, modalities, query -> gallery, setting, seed).
 
     Args:
         seeds: one Aligner per seed and alignment (baseline CV folds use the seed too).
         epochs: Aligner epochs (default: the recipe's ``[retrieval]`` epochs, 50 without that table;
-            warm-up ramps scaled, see :func:`scaled_warmup`).
+            warm-up ramps scaled, see `scaled_warmup`).
         modalities: at least two of ``("att", "sent", "wiki", "w2v")`` (default the first three);
             every sub-alignment of >= 2 is trained unless ``alignments`` says otherwise.
         out: folder for ``results.json`` (each record appended as soon as its fit is scored) and
@@ -214,8 +214,8 @@ def run_cub_text(
         resume: skip fits whose records are all in ``out/results.json`` (default False).
         force: fit again and replace records already there (default False). Without either, a
             record already there is refused before anything runs.
-        recipe: the :class:`~mmalign.recipes.Recipe` (or its name or file) the Aligners' defaults
-            come from (default :data:`CUB_TEXT_RECIPE`, the best measured one); its name is part
+        recipe: the `Recipe` (or its name or file) the Aligners' defaults
+            come from (default `CUB_TEXT_RECIPE`, the best measured one); its name is part
             of every aligner record's identity.
         aligner_overrides: further Aligner config (e.g. ``{"training": {"engine": ...},
             "reparameterization": ...}``), merged under the benchmark's seed, device, epochs and

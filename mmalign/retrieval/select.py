@@ -1,5 +1,5 @@
 """Choosing an aligner's capacity by cross-validation over the *seen* classes only, exactly as the
-linear baselines choose theirs (:func:`~mmalign.retrieval.baselines.select_by_cv`): the seen
+linear baselines choose theirs (`select_by_cv`): the seen
 classes are split into ``folds`` groups with the same seeded permutation; each group in turn is
 held out, an aligner is fitted on the other seen classes and scored by retrieval MRR among the
 held-out classes, averaged over every ordered pair of its modalities. No unseen class is looked at.
@@ -18,14 +18,14 @@ from .metrics import retrieval_metrics
 
 
 def fold_parts(num_classes: int, folds: int, seed: int) -> list[np.ndarray]:
-    """The held-out groups of :func:`~mmalign.retrieval.baselines.select_by_cv` (positions into the
+    """The held-out groups of `select_by_cv` (positions into the
     training classes)."""
     return np.array_split(np.random.default_rng(seed).permutation(num_classes), min(folds, num_classes))
 
 
 def class_data(arrays: dict[str, np.ndarray], names: Sequence[str], train: np.ndarray, held: np.ndarray,
                class_repeats: int, class_names: Sequence[str]):
-    """An :class:`~mmalign.data.AlignmentData` whose ``trainval`` repeats the ``train`` classes."""
+    """An `AlignmentData` whose ``trainval`` repeats the ``train`` classes."""
     from ..data import AlignmentData
 
     labels = np.concatenate([np.repeat(train, class_repeats), train, held])
@@ -40,7 +40,7 @@ def cv_score(make_aligner: Callable[[dict[str, Any]], Any], candidate: dict[str,
              class_repeats: int = 15) -> dict[str, Any]:
     """Mean held-out MRR (fraction) over folds and ordered pairs of one candidate config.
 
-    ``make_aligner(candidate)`` returns a fresh, unfitted :class:`~mmalign.Aligner` for ``names``."""
+    ``make_aligner(candidate)`` returns a fresh, unfitted `Aligner` for ``names``."""
     started = time.perf_counter()
     per_fold = []
     for held_pos in fold_parts(seen.size, folds, seed):

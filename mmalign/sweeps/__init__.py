@@ -1,5 +1,5 @@
-"""Sweeps: many benchmark runs from one file (:mod:`.spec`), run by workers with one writer of the
-results (:mod:`.execute`); ``mmalign sweep SWEEP.toml --out DIR``."""
+"""Sweeps: many benchmark runs from one file (`.spec`), run by workers with one writer of the
+results (`.execute`); ``mmalign sweep SWEEP.toml --out DIR``."""
 
 from .execute import InProcess, LocalPool, RayTasks, SweepReport, check_sweep_output, free_workers, run_one, run_sweep
 from .spec import RUN_KEYS, Sweep, SweepRun, build_request, parse_sweep, read_sweep

@@ -1,7 +1,7 @@
 """Running a sweep: the runs go to workers (in this process, a local process pool, or Ray tasks);
 this process, the driver, is the one writer of ``OUT/results.json``.
 
-Every finished run's record is appended at once (atomically, under the results lock: :func:`mmalign.records.files.write_record`)
+Every finished run's record is appended at once (atomically, under the results lock: `mmalign.records.files.write_record`)
 with ``sweep = {"run": id, "params": ..., "attempts": n}``; ``resume`` skips the runs whose id is
 already there, so a killed driver loses no finished record and runs none twice. A failing run is
 retried ``retries`` times, then written to ``OUT/failures.json`` with its error while the others go
@@ -46,7 +46,7 @@ def check_sweep_output(out: str | Path) -> Path:
     """Refuse, before anything runs, an ``out`` that cannot take the sweep or holds files mmalign did
     not write where the sweep writes or removes: a ``failures.json`` that is not a sweep's list of
     failures, a ``.sweep-scratch`` that holds anything but run folders (both would be replaced or
-    deleted). ``results.json`` is checked by :func:`mmalign.records.load_records`."""
+    deleted). ``results.json`` is checked by `mmalign.records.load_records`."""
     out = check_output_dir(out, "--out", writes=("results.json", FAILURES))
     failures = out / FAILURES
     if failures.exists() or failures.is_symlink():

@@ -1,30 +1,32 @@
 """A sweep file: the runs it names, every one validated before any starts.
 
-``SWEEP.toml``::
+``SWEEP.toml``:
 
-    [fixed]                 # values every run shares
-    dataset = "CUB"
-    epochs = 100
+```toml
+[fixed]                 # values every run shares
+dataset = "CUB"
+epochs = 100
 
-    [grid]                  # every combination of these lists
-    setting = ["gzsl", "zsl"]
-    shots = [0, 1, 2, 5, 10]
-    seed = [0, 1, 2]
-    "aligner.latent_size" = [32, 64]
+[grid]                  # every combination of these lists
+setting = ["gzsl", "zsl"]
+shots = [0, 1, 2, 5, 10]
+seed = [0, 1, 2]
+"aligner.latent_size" = [32, 64]
 
-    [random]                # `samples` draws (seeded), each combined with every grid point
-    samples = 8
-    seed = 0
-    "aligner.training.lr" = { loguniform = [5e-5, 5e-4] }
-    "aligner.training.warmup.kl" = { choice = [{ start = 0, end = 93, factor = 0.25 }, { factor = 0.1 }] }
+[random]                # `samples` draws (seeded), each combined with every grid point
+samples = 8
+seed = 0
+"aligner.training.lr" = { loguniform = [5e-5, 5e-4] }
+"aligner.training.warmup.kl" = { choice = [{ start = 0, end = 93, factor = 0.25 }, { factor = 0.1 }] }
+```
 
-Keys are the run keys of :data:`RUN_KEYS` (one benchmark run: data set, setting, shot count, seed,
+Keys are the run keys of `RUN_KEYS` (one benchmark run: data set, setting, shot count, seed,
 ...) and any aligner config value as ``aligner.<dotted path>``. Distributions: ``uniform``,
 ``loguniform`` (``[low, high]``), ``randint`` (``[low, high]`` inclusive), ``choice`` (a list).
 Without ``[grid]`` and ``[random]`` the sweep is the single run of ``[fixed]``.
 
 Every bound is a finite number (``randint``'s are integers within int64), a ``uniform`` range must
-fit in a float, and a sweep names at most :data:`MAX_RUNS` runs (grid points times ``samples``),
+fit in a float, and a sweep names at most `MAX_RUNS` runs (grid points times ``samples``),
 counted before anything is drawn or expanded. A ``dataset`` that is no card name must be an
 existing folder.
 """
@@ -136,7 +138,7 @@ def _nested(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_request(params: dict[str, Any], out: Path) -> BenchmarkRequest:
-    """The benchmark run of one sweep run's values, writing into ``out`` (raises :class:`ConfigError`
+    """The benchmark run of one sweep run's values, writing into ``out`` (raises `ConfigError`
     naming the key of a bad value)."""
     v = {**RUN_KEYS, **{k: p for k, p in params.items() if k in RUN_KEYS}}
     if not isinstance(v["dataset"], str):
@@ -252,7 +254,7 @@ def parse_sweep(raw: dict[str, Any], source: str) -> Sweep:
 
 
 def read_sweep(path: str | Path) -> Sweep:
-    """Read and validate ``SWEEP.toml`` (see :func:`parse_sweep`)."""
+    """Read and validate ``SWEEP.toml`` (see `parse_sweep`)."""
     raw = read_config_file(path, "sweep file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected tables at the top level, got {type(raw).__name__}")

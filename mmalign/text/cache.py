@@ -1,6 +1,6 @@
 """On-disk cache of text embeddings in safetensors (no pickle, atomic writes, verified reads).
 
-One file per encoded list of texts, named by :func:`cache_key`: a SHA-256 over the model identity
+One file per encoded list of texts, named by `cache_key`: a SHA-256 over the model identity
 (hash of its weights, config and tokenizer), the encoding settings (pooling, normalisation,
 maximum length) and every text in order. A second run with the same inputs reads the file instead
 of running the model; a changed model, setting or text gives another key and is encoded again.
@@ -52,7 +52,7 @@ class EmbeddingCache:
     """A directory of verified safetensors embedding files.
 
     Args:
-        directory: where files live; default :func:`cache_dir` (created on first write).
+        directory: where files live; default `cache_dir` (created on first write).
     """
 
     def __init__(self, directory: str | os.PathLike | None = None):

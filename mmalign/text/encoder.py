@@ -1,6 +1,6 @@
 """Encode texts into fixed-size vectors with a transformers encoder, cached on disk.
 
-:class:`TextEncoder` wraps ``AutoTokenizer``/``AutoModel`` with mean (default) or CLS pooling,
+`TextEncoder` wraps ``AutoTokenizer``/``AutoModel`` with mean (default) or CLS pooling,
 optional L2 normalisation, batching, a device choice and a tqdm progress bar. transformers is
 imported only when a batch really has to be encoded: a cache hit loads neither it nor the model.
 """

@@ -6,7 +6,7 @@ the files that determine its outputs (config, weights, tokenizer). That identity
 embedding cache key: changed weights or vocabulary give a new key, and a cache hit never needs
 the model (nor transformers) to be loaded.
 
-Offline by default: :func:`ensure_offline_default` sets ``HF_HUB_OFFLINE=1`` unless the user set
+Offline by default: `ensure_offline_default` sets ``HF_HUB_OFFLINE=1`` unless the user set
 ``HF_HUB_OFFLINE`` themselves, so nothing is downloaded behind the user's back.
 """
 
@@ -79,7 +79,7 @@ class ResolvedModel:
     Attributes:
         name: what the user asked for (``None`` -> the default model's hub name).
         path: local directory with ``config.json``, weights and tokenizer files.
-        identity: SHA-256 over the bytes of those files (see :data:`IDENTITY_FILES`).
+        identity: SHA-256 over the bytes of those files (see `IDENTITY_FILES`).
     """
 
     name: str
@@ -146,7 +146,7 @@ def model_identity(path: str | os.PathLike) -> str:
     """SHA-256 over the names and bytes of the config, tokenizer and weight files in ``path``.
 
     Results are memoised per (file, size, mtime) in this process, so hashing a 90 MB model costs
-    once. Raises :class:`ConfigError` if ``path`` has no ``config.json`` or no weight file.
+    once. Raises `ConfigError` if ``path`` has no ``config.json`` or no weight file.
     """
     root = Path(path)
     if not (root / "config.json").is_file():

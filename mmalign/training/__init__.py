@@ -1,6 +1,6 @@
-"""Training: one loop (:mod:`.loop`), its callbacks (:mod:`.callbacks`), the step strategies it is
-handed (:mod:`.steps`, :mod:`.graphs`, :mod:`.stacked`, :mod:`.distributed`) and the engines that put them together
-(:mod:`.engines`: :func:`train`, :func:`train_seeds`)."""
+"""Training: one loop (`.loop`), its callbacks (`.callbacks`), the step strategies it is
+handed (`.steps`, `.graphs`, `.stacked`, `.distributed`) and the engines that put them together
+(`.engines`: `train`, `train_seeds`)."""
 
 from .callbacks import Callback, Checkpointer, EpochLog, FiniteCheck, History, LogLines, LoopState, ProgressBar
 from .engines import new_optimizer, train, train_seeds

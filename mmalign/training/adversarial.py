@@ -1,13 +1,13 @@
 """The adversarial step strategy: critic updates before every VAE step, inside the one loop.
 
-An adversarial loss family (``LossTerm.critic``, see :mod:`mmalign.terms`) owns a module (a critic)
+An adversarial loss family (``LossTerm.critic``, see `mmalign.terms`) owns a module (a critic)
 that plays against the VAE: the VAE minimises the family's ``per_sample`` value (which reads the
 critic), the critic minimises its own ``critic`` objective with its own optimiser.
-:class:`AdversarialStep` is :class:`~mmalign.training.steps.PlainStep` with, before the VAE update,
+`AdversarialStep` is `PlainStep` with, before the VAE update,
 ``critic_steps`` updates of each adversarial family's critic on the same batch and noise (no
 further random numbers are drawn, so the generator's stream is the one of a plain run). A family
 whose weight is 0 in the epoch trains no critic in that epoch. The critics' optimiser states are
-part of the training state (:mod:`mmalign.resume`), so a resumed run is exact.
+part of the training state (`mmalign.resume`), so a resumed run is exact.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Training callbacks: everything the loop does besides stepping (in the manner of pythae's
-``TrainingCallback``). The loop (:class:`~mmalign.training.loop.Trainer`) calls, in list order:
+``TrainingCallback``). The loop (`Trainer`) calls, in list order:
 
 * ``on_train_begin(state)`` once;
 * ``on_log(state, sums, step)`` every ``log_every`` steps and after an epoch's last step, with the
   running sums of the terms (``(S, T)``, loss last) still on the device: reading them is a host sync;
-* ``on_epoch_end(state, logs)`` after every epoch, ``logs`` holding one :class:`EpochLog` per run;
+* ``on_epoch_end(state, logs)`` after every epoch, ``logs`` holding one `EpochLog` per run;
 * ``on_train_end(state)`` once, also when training stopped with an error (``state.error`` is set).
 
-``state`` is a :class:`LoopState`. Write a callback by subclassing :class:`Callback` and overriding
+``state`` is a `LoopState`. Write a callback by subclassing `Callback` and overriding
 what you need; pass it as ``Aligner.fit(..., callbacks=[...])``.
 """
 
@@ -71,7 +71,7 @@ class History(Callback):
 
 
 class FiniteCheck(Callback):
-    """Stops training with :class:`TrainingError` when a term becomes NaN or infinite (checked at
+    """Stops training with `TrainingError` when a term becomes NaN or infinite (checked at
     every ``on_log``, so there is no host sync per step)."""
 
     def on_log(self, state: LoopState, sums: torch.Tensor, step: int) -> None:
@@ -136,7 +136,7 @@ class LogLines(Callback):
 
 class Checkpointer(Callback):
     """Calls ``save(epochs_done, history)`` every ``every`` epochs and after the last one (the
-    caller's function writes the full training state atomically; see :mod:`mmalign.resume`)."""
+    caller's function writes the full training state atomically; see `mmalign.resume`)."""
 
     def __init__(self, every: int, total: int, save: Callable[[int, list[EpochLog]], None],
                  prior: list[EpochLog] | None = None) -> None:
@@ -150,6 +150,6 @@ class Checkpointer(Callback):
 
 def epoch_logs(names: list[str], sums: torch.Tensor, steps: int, epoch: int, weights: Mapping[str, float],
                seconds: float) -> list[EpochLog]:
-    """One :class:`EpochLog` per run from an epoch's ``(S, T)`` sums (the epoch's one host sync)."""
+    """One `EpochLog` per run from an epoch's ``(S, T)`` sums (the epoch's one host sync)."""
     means = (sums / steps).tolist()
     return [EpochLog(epoch, dict(zip(names, row)), dict(weights), seconds) for row in means]

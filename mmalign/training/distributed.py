@@ -2,9 +2,9 @@
 ``torch.nn.parallel.DistributedDataParallel``.
 
 Every rank holds the same generator (same seed), so every rank draws the same global batch of a
-step exactly as :meth:`~mmalign.training.steps.PlainStep.draw` draws it (``randperm``, then one
+step exactly as `draw` draws it (``randperm``, then one
 noise tensor per modality for the whole batch) and keeps its contiguous share of the rows
-(:func:`share`). DDP all-reduces the gradients; CADA's loss is a *sum* over the batch while DDP
+(`share`). DDP all-reduces the gradients; CADA's loss is a *sum* over the batch while DDP
 averages over ranks, so with ``reduction = "sum"`` each rank back-propagates ``world_size`` times its
 share's loss and the all-reduced gradient is the single-process gradient of the full batch. The
 logged terms of every step are all-reduced too, so the history is the single-process history up to
@@ -61,7 +61,7 @@ def current() -> DistributedContext | None:
 
 @dataclass(frozen=True)
 class LaunchEnv:
-    """The process group ``torchrun`` describes in the environment, checked (:func:`check_env`)."""
+    """The process group ``torchrun`` describes in the environment, checked (`check_env`)."""
 
     rank: int
     world_size: int
@@ -89,8 +89,8 @@ def _env_int(name: str, default: str | None, low: int, high: int | None = None) 
 def check_env() -> LaunchEnv | None:
     """Check the launch environment before anything joins a group (a bad value would hang in the
     rendezvous or fall back silently to one process); ``None`` when not launched by ``torchrun``
-    (no ``WORLD_SIZE``, or 1). Raises :class:`ConfigError` naming the variable and what was expected.
-    ``MMALIGN_RENDEZVOUS_TIMEOUT`` (seconds, default :data:`RENDEZVOUS_TIMEOUT`) bounds the wait for
+    (no ``WORLD_SIZE``, or 1). Raises `ConfigError` naming the variable and what was expected.
+    ``MMALIGN_RENDEZVOUS_TIMEOUT`` (seconds, default `RENDEZVOUS_TIMEOUT`) bounds the wait for
     the other ranks."""
     if not os.environ.get("WORLD_SIZE", "").strip():
         return None
@@ -120,11 +120,11 @@ TIMEOUT_ENV = "MMALIGN_RENDEZVOUS_TIMEOUT"
 
 def init_from_env(device: str = "auto") -> DistributedContext | None:
     """Join the process group ``torchrun`` describes in the environment (``RANK``, ``WORLD_SIZE``,
-    ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``, checked first by :func:`check_env`); ``None``
+    ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``, checked first by `check_env`); ``None``
     when not launched by it (no ``WORLD_SIZE``, or 1). Backend ``nccl`` on CUDA (each rank on
     ``cuda:LOCAL_RANK``), ``gloo`` on the CPU. ``device``: the run's device setting (``auto``,
     ``cpu``, ``cuda``). Ranks that do not all join within the rendezvous timeout end in a
-    :class:`~mmalign.errors.TrainingError`."""
+    `TrainingError`."""
     launch = check_env()
     if launch is None:
         return None
@@ -205,9 +205,9 @@ class _Forward(nn.Module):
 
 
 class DistributedStep(PlainStep):
-    """:class:`PlainStep` for one run on ``context.world_size`` ranks (see the module docstring).
+    """`PlainStep` for one run on ``context.world_size`` ranks (see the module docstring).
 
-    ``model`` is the run's :class:`~mmalign.model.AlignedVAE` (its parameters are the ones
+    ``model`` is the run's `AlignedVAE` (its parameters are the ones
     ``terms`` trains); ``reduction`` its batch reduction; ``masked``: whether some modality has
     missing rows (then ``reduction = "mean"`` cannot be split exactly and is refused);
     ``batch_coupled``: the families whose terms depend on the whole batch.

@@ -1,12 +1,12 @@
-"""Training with the engine the config asks for: one model (:func:`train`) or S models stacked
-(:func:`train_seeds`), both through the one loop (:class:`~mmalign.training.loop.Trainer`).
+"""Training with the engine the config asks for: one model (`train`) or S models stacked
+(`train_seeds`), both through the one loop (`Trainer`).
 
 Engines (``TrainConfig.engine``):
 
 * ``auto`` (default): the fastest path that agrees with the reference within floating-point
   rounding on the device. CUDA: the whole step (gather, forward, backward, fused AMSGrad, running
   sums) replayed as one CUDA graph. CPU: fused AMSGrad, fp32 products through oneDNN on non-Intel
-  CPUs and MKL on Intel ones (:mod:`~mmalign.training.onednn`), no backward through a family
+  CPUs and MKL on Intel ones (`onednn`), no backward through a family
   while its weight is 0.
   ``precision="bf16"`` (autocast of the matrix products) and ``compile=True`` (``torch.compile``)
   are opt-in on top.
@@ -68,7 +68,7 @@ def check_engine(config: TrainConfig) -> None:
 
 
 def new_optimizer(params, config: TrainConfig, device: torch.device, graphs: bool | None = None) -> torch.optim.Optimizer:
-    """The optimiser of ``config.engine`` for ``params`` (see :func:`~mmalign.training.optim.make_optimizer`)."""
+    """The optimiser of ``config.engine`` for ``params`` (see `make_optimizer`)."""
     graphed = uses_graphs(config, device, graphs)
     return make_optimizer(params, config, fused=config.engine != "reference",
                           capturable=graphed and capture_available(device))
@@ -176,14 +176,14 @@ def train(model: AlignedVAE, data: TrainingTensors, config: TrainConfig, generat
     state), default a new one for the engine. ``callbacks`` run after the built-in finite check and
     history. Keyword-only: ``graphs`` (default: on for CUDA with engine ``auto``), ``linear``
     (the fp32 CPU products of engine ``auto``: ``aten`` = MKL, ``onednn``, or ``auto`` = oneDNN
-    except on Intel CPUs, :func:`~mmalign.training.onednn.preferred`), ``num_threads``
+    except on Intel CPUs, `preferred`), ``num_threads``
     (torch's intra-op threads for the duration), ``distributed`` (default ``None``: one process; a
-    :class:`~mmalign.training.distributed.DistributedContext` trains data-parallel with
-    :class:`~mmalign.training.distributed.DistributedStep`, every rank calling ``train`` alike),
+    `DistributedContext` trains data-parallel with
+    `DistributedStep`, every rank calling ``train`` alike),
     ``critics`` (family -> optimiser of each adversarial family's module, default new ones from
-    :func:`~mmalign.training.adversarial.critic_optimizers`; a resumed run passes the restored ones).
-    The VAE's optimiser trains :meth:`~mmalign.model.AlignedVAE.vae_parameters` (every parameter
-    but the critics'). Raises :class:`TrainingError` when a loss term becomes NaN or infinite.
+    `critic_optimizers`; a resumed run passes the restored ones).
+    The VAE's optimiser trains `vae_parameters` (every parameter
+    but the critics'). Raises `TrainingError` when a loss term becomes NaN or infinite.
     """
     params = model.vae_parameters()
     return _run(model, model.own_encode, model.own_decode, params, data, config, [generator], optimizer,

@@ -17,9 +17,9 @@ Capturing needs a few eager warm-up steps first (cuBLAS and the allocator set th
 first calls). Those steps run on random numbers from a scratch generator, and the parameters and
 optimiser state are put back afterwards, so the run starts exactly where it would have.
 
-On a CPU (``capture=False``) :class:`StepGraph` simply calls the step: the static-buffer loop runs
+On a CPU (``capture=False``) `StepGraph` simply calls the step: the static-buffer loop runs
 as is, which the tests use to check it against the plain loop. The loops themselves are in
-:mod:`mmalign.training.steps`; :func:`capture_after` also serves the classifier's epoch graph.
+`mmalign.training.steps`; `capture_after` also serves the classifier's epoch graph.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class StepGraph:
 
     ``refill(generator)`` writes a step's random numbers into the static buffers; it is called with a
     scratch generator for the warm-up steps. ``params`` and ``optimizer`` are restored after the
-    warm-up. With ``capture=False`` :meth:`replay` just calls ``body``.
+    warm-up. With ``capture=False`` `replay` just calls ``body``.
     """
 
     def __init__(self, body: Callable[[], None], refill: Callable[[torch.Generator], None],

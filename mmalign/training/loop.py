@@ -3,10 +3,10 @@
 An epoch is ``ceil(N_train / batch_size)`` steps; every step draws ``batch_size`` distinct training
 samples (a fresh random permutation per step, as the reference code does) and, for per-class
 modalities, the rows of the samples' classes. How a step executes (plain, captured as a CUDA graph,
-S runs stacked, bf16, compiled) is the :class:`~mmalign.training.steps.Step` the loop is handed;
+S runs stacked, bf16, compiled) is the `Step` the loop is handed;
 progress, history, the finite check, checkpoints and logging are callbacks
-(:mod:`mmalign.training.callbacks`). The loss weights of each epoch come from one
-:class:`~mmalign.schedule.LossSchedule`.
+(`mmalign.training.callbacks`). The loss weights of each epoch come from one
+`LossSchedule`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Trainer:
     """Runs ``step`` for epochs ``start_epoch .. config.epochs - 1`` and returns every run's history.
 
     ``generators`` holds one generator per run (each run draws its batches and noise from its own);
-    ``callbacks`` run after the built-in :class:`FiniteCheck` and :class:`History`.
+    ``callbacks`` run after the built-in `FiniteCheck` and `History`.
     """
 
     def __init__(self, step: Step, config, schedule: LossSchedule, term_names: list[str],

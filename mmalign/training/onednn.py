@@ -11,7 +11,7 @@ On Intel CPUs MKL takes its AVX-512 path and is the faster of the two on these s
 Intel Xeon with AMX, one thread, the whole default step took 51.5-53.0 / 54.1-55.2 ms CPU (cross term
 off / on) through MKL against 56.6-59.1 / 59.4-62.6 ms through oneDNN (interleaved, load average
 10-14; the weight- and input-gradient products 10-25 % faster). So the engine's ``linear="auto"``
-uses this route only where :func:`preferred` (the CPU is not an Intel one).
+uses this route only where `preferred` (the CPU is not an Intel one).
 
 The route is fixed per machine, never chosen by timing: the same seed must give the same bits in
 every process (a resumed run continues exactly; two runs of one seed agree). Same arithmetic as MKL in a
@@ -81,7 +81,7 @@ class _Linear(torch.autograd.Function):
 
 
 class OneDnnLinear(TorchFunctionMode):
-    """Inside ``with OneDnnLinear():``, fp32 CPU ``F.linear`` on 2-D inputs goes through :class:`_Linear`."""
+    """Inside ``with OneDnnLinear():``, fp32 CPU ``F.linear`` on 2-D inputs goes through `_Linear`."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

@@ -1,12 +1,12 @@
-"""S copies of an :class:`~mmalign.model.AlignedVAE`'s networks as stacked weights.
+"""S copies of an `AlignedVAE`'s networks as stacked weights.
 
-Every parameter gets a leading run dimension. CADA's own networks (:class:`~mmalign.modality.MLPEncoder`
-and :class:`~mmalign.modality.MLPDecoder`, matched by exact type) run as hand-written batched matrix
+Every parameter gets a leading run dimension. CADA's own networks (`MLPEncoder`
+and `MLPDecoder`, matched by exact type) run as hand-written batched matrix
 products (``torch.baddbmm``) on weights stored ``(S, in, out)``, with the encoder's mu and logvar heads
 in one ``(S, hidden, 2 * latent)`` matrix: one product per layer for all runs, no per-op
 dispatch of ``vmap``, and each weight gradient lands in its leaf's layout (no copies). Any other
 module runs through ``torch.func.vmap`` over ``torch.func.functional_call``; its 2-D parameters are
-stored transposed as well, for the same reason. :meth:`StackedNetworks.state_dict` maps run ``s``
+stored transposed as well, for the same reason. `StackedNetworks.state_dict` maps run ``s``
 back to the original ``state_dict`` keys and layouts.
 """
 

@@ -2,16 +2,16 @@
 
 A step serves S runs at once (S = 1 for one run): every run draws its random numbers from its own
 generator in the reference code's order (``randperm``, then one noise tensor per modality), the
-batch rows are gathered, :func:`~mmalign.model.compute_terms` gives the ``(S, T)`` terms (loss
+batch rows are gathered, `compute_terms` gives the ``(S, T)`` terms (loss
 last), the summed loss is back-propagated and the optimiser steps.
 
-* :class:`PlainStep`: exactly that, every step from Python.
-* :class:`GraphedStep`: the same step on static buffers (indices, noise, the epoch's weights, the
-  running sums), captured once as a CUDA graph and replayed (:mod:`mmalign.training.graphs`);
+* `PlainStep`: exactly that, every step from Python.
+* `GraphedStep`: the same step on static buffers (indices, noise, the epoch's weights, the
+  running sums), captured once as a CUDA graph and replayed (`mmalign.training.graphs`);
   every family runs with its weight from a tensor, 0 during its warm-up. Without CUDA the
   static-buffer step runs uncaptured (the tests check it against the plain step).
-* :class:`~mmalign.training.distributed.DistributedStep`: one run on several processes
-  (torchrun, DDP): every rank draws the whole global batch as :meth:`PlainStep.draw` does and
+* `DistributedStep`: one run on several processes
+  (torchrun, DDP): every rank draws the whole global batch as `PlainStep.draw` does and
   trains its share of the rows.
 
 The loop calls ``sums = step.start_epoch(weights)`` once per epoch and ``step.step(generators)``
@@ -102,7 +102,7 @@ class GraphedStep(PlainStep):
                                capture=capture_available(device))
 
     def refill(self, generators: Sequence[torch.Generator]) -> None:
-        """Each run's random numbers from its own generator, drawn as :meth:`PlainStep.draw` draws
+        """Each run's random numbers from its own generator, drawn as `PlainStep.draw` draws
         them (indices, then one noise tensor per modality), written into the static buffers."""
         for s, g in enumerate(generators):
             torch.randperm(self.n, generator=g, device=self.device, out=self.perm[s])

@@ -1,5 +1,5 @@
 """Normalised training data, resident on the device (or, for per-sample features larger than
-memory, read from disk batch by batch: :class:`MappedRows`), and the batch gather of a step."""
+memory, read from disk batch by batch: `MappedRows`), and the batch gather of a step."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class MappedRows:
 class TrainingTensors:
     """Normalised training data on the device.
 
-    ``sample[name]`` is ``(N, d)`` for per-sample modalities (a tensor, or :class:`MappedRows` left
+    ``sample[name]`` is ``(N, d)`` for per-sample modalities (a tensor, or `MappedRows` left
     on disk), ``by_class[name]`` is ``(C, d)`` for per-class ones (always resident), ``labels`` is
     ``(N,)``; ``masks[name]`` optionally ``(N,)`` (1 = present).
     """
