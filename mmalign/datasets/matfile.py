@@ -93,6 +93,7 @@ def read_mat(
     """
     path = check_mat_header(path)
     required, optional = list(required), list(optional)
+    survives_reading(path, required + optional)
     try:
         loaded = scipy.io.loadmat(str(path), variable_names=required + optional, squeeze_me=False)
     except Exception as exc:
@@ -110,6 +111,28 @@ def read_mat(
             f"(if the file should hold them it may be truncated: it has {path.stat().st_size} bytes)"
         )
     return {k: loaded[k] for k in required + optional if k in loaded}
+
+
+def survives_reading(path: Path, keys: list[str]) -> None:
+    """Read ``path`` once in a forked child first: scipy's MAT reader is C code, and some damaged
+    files (sizes that point past the data) crash it with a segmentation fault instead of an
+    exception, which would take the whole command down with no message. A child that dies on a
+    signal becomes a `DataError` naming the file. Where ``fork`` is missing (Windows) the file is
+    read directly."""
+    if not hasattr(os, "fork"):
+        return
+    pid = os.fork()
+    if pid == 0:  # the child: read, and leave without running any of the parent's exit handlers
+        code = 0
+        try:
+            scipy.io.loadmat(str(path), variable_names=keys, squeeze_me=False)
+        except BaseException:  # the parent reads again and reports the exception itself
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        raise DataError(f"{path}: not a readable MAT file: the reader crashed on it (signal {os.WTERMSIG(status)}); "
+                        "the file is damaged: download it again")
 
 
 def check_complete(path: Path) -> None:
