@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/cub-text")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
+    import mmalign  # noqa: F401 - before torch: sets OpenMP's wait policy (mmalign.threads)
     import torch
 
     from mmalign.retrieval.cub_text import run_cub_text
