@@ -30,6 +30,7 @@ from .losses import Reparameterization, apply_noise, draw_noise
 from .modality import Modality
 from .schedule import LossWeights
 from .terms import ClassInfo, Decode, Encode, LossTerm, ModuleSpec, TermInputs, ordered_pairs, unordered_pairs
+from .terms import loss_options as validated_options
 
 __all__ = ["AlignedVAE", "LossWeights", "compute_terms", "critic_loss", "default_terms", "ordered_pairs",
            "unordered_pairs"]
@@ -106,7 +107,7 @@ class AlignedVAE(nn.Module):
         self.encoders = nn.ModuleDict({n: m.build_encoder(dims[n], latent_size) for n, m in modalities.items()})
         self.decoders = nn.ModuleDict({n: m.build_decoder(latent_size, dims[n]) for n, m in modalities.items()})
         self.num_classes = int(num_classes)
-        self.loss_options = resolve_loss_options(self.terms, loss_options or {})
+        self.loss_options = validated_options(self.terms, self.terms, loss_options or {})
         self.loss_modules = nn.ModuleDict({
             t.family: t.build(ModuleSpec(latent_size, dict(dims), tuple(self.names), self.num_classes,
                                          self.loss_options.get(t.family)))
@@ -169,36 +170,6 @@ def tuple_scale(term: LossTerm, names: Sequence[str], scaling: str) -> float:
     if scaling == "mean":
         return 1.0 / count
     return len(term.tuples(["a", "b"])) / count
-
-
-def resolve_loss_options(terms: Sequence[LossTerm], given: Mapping[str, Any]) -> dict[str, Any]:
-    """Each family's validated options object (its ``options`` model; the config's values over the
-    defaults); an unknown family, an option it does not take or a bad value is a
-    `ConfigError` naming the key ``loss_options.<family>``."""
-    from pydantic import BaseModel, ValidationError
-
-    from .errors import format_validation_error
-
-    families = {t.family: t for t in terms}
-    for family, values in given.items():
-        if family not in families:
-            raise ConfigError(f"config: key 'loss_options.{family}': no loss family {family!r} in this model; "
-                              f"its families: {sorted(families)}")
-        if families[family].options is None and values:
-            raise ConfigError(f"config: key 'loss_options.{family}': family {family!r} takes no options")
-    out: dict[str, Any] = {}
-    for t in terms:
-        if t.options is None:
-            continue
-        value = given.get(t.family) or {}
-        if isinstance(value, BaseModel):
-            out[t.family] = value
-            continue
-        try:
-            out[t.family] = t.options.model_validate(dict(value))
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(f"config: key 'loss_options.{t.family}'", exc)) from None
-    return out
 
 
 def _reduce(reduction: str, per_sample: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -304,7 +304,7 @@ def loss_options(terms: Sequence[LossTerm], registered: Sequence[LossTerm],
         if term.options is None:
             continue
         try:
-            out[term.family] = term.options.model_validate(dict(tables.get(term.family, {})))
+            out[term.family] = term.options.model_validate(dict(tables.get(term.family) or {}))
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(f"config: {where}.{term.family}", exc)) from None
+            raise ConfigError(format_validation_error(f"config: key '{where}.{term.family}'", exc)) from None
     return out
