@@ -183,6 +183,18 @@ def _reduce(reduction: str, per_sample: torch.Tensor, mask: torch.Tensor | None)
     return total
 
 
+def _posteriors_and_latents(model: AlignedVAE, encode: Encode, batch: Mapping[str, torch.Tensor],
+                            eps: Mapping[str, torch.Tensor], dtype: torch.dtype) -> tuple[dict, dict]:
+    """Each modality's posterior ``(mu, logvar)`` and its sampled latent with the step's noise. Cast
+    to ``dtype``: under bf16 autocast only the products run in bf16, every loss term in fp32."""
+    posteriors = {}
+    for n in model.names:
+        mu, logvar = encode(n, batch[n])
+        posteriors[n] = (mu.to(dtype), logvar.to(dtype))
+    latents = {n: apply_noise(mu, lv, model.reparameterization, eps[n]) for n, (mu, lv) in posteriors.items()}
+    return posteriors, latents
+
+
 def compute_terms(
     model: AlignedVAE,
     encode: Encode,
@@ -212,11 +224,7 @@ def compute_terms(
     if active is None:
         active = weights.active(model.families) if isinstance(weights, LossWeights) else frozenset(model.families)
     masks = {n: m.to(dtype) for n, m in masks.items()}
-    posteriors = {}
-    for n in names:  # cast: under bf16 autocast only the products run in bf16, every loss term in fp32
-        mu, logvar = encode(n, batch[n])
-        posteriors[n] = (mu.to(dtype), logvar.to(dtype))
-    latents = {n: apply_noise(mu, lv, model.reparameterization, eps[n]) for n, (mu, lv) in posteriors.items()}
+    posteriors, latents = _posteriors_and_latents(model, encode, batch, eps, dtype)
     batch_decodes = any(t.decodes == "cross" and t.family in active for t in model.terms)
     inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, batch_decodes,
                         classes, model.loss_modules, model.loss_options, model.reparameterization, eps)
@@ -274,11 +282,7 @@ def critic_loss(
     dtype = eps[names[0]].dtype
     masks = {n: m.to(dtype) for n, m in masks.items()}
     with torch.no_grad():
-        posteriors = {}
-        for n in names:
-            mu, logvar = encode(n, batch[n])
-            posteriors[n] = (mu.to(dtype), logvar.to(dtype))
-        latents = {n: apply_noise(mu, lv, model.reparameterization, eps[n]) for n, (mu, lv) in posteriors.items()}
+        posteriors, latents = _posteriors_and_latents(model, encode, batch, eps, dtype)
     inputs = TermInputs(model.modalities, batch, masks, posteriors, latents, decode, False,
                         classes, model.loss_modules, model.loss_options, model.reparameterization, eps)
     total = None

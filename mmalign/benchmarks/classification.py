@@ -69,9 +69,7 @@ class BenchmarkRequest:
     def __post_init__(self) -> None:
         # the one load of the recipe and the one parse of the policy for the whole request
         self.recipe = load_recipe(self.recipe)
-        if isinstance(self.policy, str) and self.policy == "manual":
-            self.policy = make_policy("manual", self.classifier_epochs)
-        elif not isinstance(self.policy, EpochPolicy):
+        if not isinstance(self.policy, EpochPolicy):
             self.policy = make_policy(self.policy, self.classifier_epochs)
         self.out = Path(self.out)
 

@@ -91,9 +91,7 @@ def evaluate(
     """
     if setting not in SETTINGS:
         raise ConfigError(f"setting must be one of {SETTINGS}, got {setting!r}")
-    if isinstance(policy, str) and policy == "manual":
-        policy = ManualEpochs(epochs) if epochs is not None else make_policy("manual")
-    policy = make_policy(policy)
+    policy = make_policy(policy, epochs if policy == "manual" else None)  # val may come with epochs chosen
     shots = int(shots)
     dataset = dataset_name or data.name
     table_key = dataset_name or data.meta.get("like") or data.name  # synthetic data knows what it imitates
