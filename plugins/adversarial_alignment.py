@@ -36,7 +36,7 @@ FAMILY = "adversarial_align"
 
 
 class Options(BaseModel):
-    """Options of ``adversarial_align`` (recipe table ``[losses.adversarial_align]``)."""
+    """Options of ``adversarial_align`` (recipe table ``[loss_options.adversarial_align]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     hidden: PositiveInt = Field(64, description="Hidden width of each critic.")

@@ -35,7 +35,7 @@ FAMILY = "classify"
 
 
 class Options(BaseModel):
-    """Options of ``classify`` (recipe table ``[losses.classify]``)."""
+    """Options of ``classify`` (recipe table ``[loss_options.classify]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     hidden: NonNegativeInt = Field(0, description="Hidden width of the latent head (0: a linear head).")

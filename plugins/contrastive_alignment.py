@@ -34,7 +34,7 @@ FAMILY = "contrastive_align"
 
 
 class Options(BaseModel):
-    """Options of ``contrastive_align`` (recipe table ``[losses.contrastive_align]``)."""
+    """Options of ``contrastive_align`` (recipe table ``[loss_options.contrastive_align]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     temperature: PositiveFloat = Field(0.1, description="Softmax temperature of the cosine similarities.")
